@@ -1,0 +1,184 @@
+"""The packet buffer pool: fixed-size slots in one 2-D array, with headroom.
+
+Every packet of a router lives in one slot of a pool.  The pool keeps, per
+slot, the packet's data offset and length and Click's annotations, so a batch
+is nothing more than an array of slot numbers: splitting a batch by output port
+or passing it down a chain copies no packet data and no annotations.  (The
+design notes suggest per-batch annotation arrays; per-slot arrays give the same
+vectorised access with no gather/scatter when batches split and merge.)
+
+Headroom in front of each packet lets ``Unstrip``/``EtherEncap`` prepend headers
+in place, as Click's ``Packet::push`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Click's annotation area is 48 bytes; offsets below follow include/click/packet_anno.hh
+# so that elements taking an ANNO argument address the same bytes as in Click.
+ANNO_SIZE = 48
+DST_IP_ANNO_OFFSET = 0
+PAINT_ANNO_OFFSET = 16
+DEFAULT_HEADROOM = 128
+DEFAULT_SLOT_SIZE = 2048
+DEFAULT_SLOTS = 4096
+
+# Packet types (Click's Packet::PacketType), kept in pool.ptype.
+HOST, BROADCAST, MULTICAST, OTHERHOST, OUTGOING, LOOPBACK, FASTROUTE = 0, 1, 2, 3, 4, 5, 6
+
+
+class PacketPool:
+    """Slots of packet memory with per-slot metadata and a free stack.
+
+    Arrays (all indexed by slot number):
+
+    - ``data[slot, :]``  the bytes; a packet occupies ``data[slot, off:off+length]``
+    - ``off``, ``length``  data offset and length (int32)
+    - ``ts``  timestamp annotation in nanoseconds (int64; 0 = unset)
+    - ``anno[slot, :48]``  Click's user annotation bytes (dst IP, paint, ...)
+    - ``mac``, ``nh``, ``th``  MAC/network/transport header offsets within the slot (-1 = unset)
+    - ``ptype``  packet type annotation
+
+    The pool grows (doubling) when it runs out of slots; slot numbers stay valid,
+    array objects do not, so code must read ``pool.data`` etc. afresh each batch.
+    """
+
+    def __init__(self, nslots: int = DEFAULT_SLOTS, slot_size: int = DEFAULT_SLOT_SIZE,
+                 headroom: int = DEFAULT_HEADROOM) -> None:
+        self.slot_size = slot_size
+        self.headroom = headroom
+        self.nslots = 0
+        self.data = np.zeros((0, slot_size), np.uint8)
+        self.off = np.zeros(0, np.int32)
+        self.length = np.zeros(0, np.int32)
+        self.ts = np.zeros(0, np.int64)
+        self.anno = np.zeros((0, ANNO_SIZE), np.uint8)
+        self.mac = np.zeros(0, np.int32)
+        self.nh = np.zeros(0, np.int32)
+        self.th = np.zeros(0, np.int32)
+        self.ptype = np.zeros(0, np.uint8)
+        self.free = np.zeros(0, np.int32)
+        self.nfree = 0
+        self._grow(nslots)
+
+    # -- capacity ---------------------------------------------------------------------
+    def _grow(self, add: int) -> None:
+        old, new = self.nslots, self.nslots + add
+
+        def extend(a: np.ndarray, fill: int = 0) -> np.ndarray:
+            b = np.full((new,) + a.shape[1:], fill, a.dtype)
+            b[:old] = a
+            return b
+
+        self.data = extend(self.data)
+        self.off = extend(self.off)
+        self.length = extend(self.length)
+        self.ts = extend(self.ts)
+        self.anno = extend(self.anno)
+        self.mac = extend(self.mac, -1)
+        self.nh = extend(self.nh, -1)
+        self.th = extend(self.th, -1)
+        self.ptype = extend(self.ptype)
+        free = np.zeros(new, np.int32)
+        # New slots go below the existing free ones so recently freed (cache-warm)
+        # slots are reused first.
+        fresh = np.arange(new - 1, old - 1, -1, dtype=np.int32)
+        free[len(fresh): len(fresh) + self.nfree] = self.free[: self.nfree]
+        free[: len(fresh)] = fresh
+        self.free = free
+        self.nfree += len(fresh)
+        self.nslots = new
+
+    def ensure_slot_size(self, nbytes: int) -> None:
+        """Widen every slot so a packet of ``nbytes`` fits after the headroom."""
+        need = nbytes + self.headroom + 64
+        if need <= self.slot_size:
+            return
+        size = self.slot_size
+        while size < need:
+            size *= 2
+        data = np.zeros((self.nslots, size), np.uint8)
+        data[:, : self.slot_size] = self.data
+        self.data = data
+        self.slot_size = size
+
+    @property
+    def in_use(self) -> int:
+        return self.nslots - self.nfree
+
+    # -- allocation -------------------------------------------------------------------
+    def alloc(self, n: int, length: int = 0) -> np.ndarray:
+        """Take ``n`` slots, reset their metadata, and return their numbers."""
+        if n > self.nfree:
+            self._grow(max(n - self.nfree, self.nslots))
+        top = self.nfree
+        idx = self.free[top - n: top].copy()
+        self.nfree = top - n
+        self.off[idx] = self.headroom
+        self.length[idx] = length
+        self.ts[idx] = 0
+        self.anno[idx] = 0
+        self.mac[idx] = -1
+        self.nh[idx] = -1
+        self.th[idx] = -1
+        self.ptype[idx] = 0
+        return idx
+
+    def alloc1(self, length: int = 0) -> int:
+        """Take one slot (scalar fast path for one-packet-at-a-time sources)."""
+        if self.nfree == 0:
+            self._grow(self.nslots)
+        self.nfree -= 1
+        s = int(self.free[self.nfree])
+        self.off[s] = self.headroom
+        self.length[s] = length
+        self.ts[s] = 0
+        self.anno[s] = 0
+        self.mac[s] = -1
+        self.nh[s] = -1
+        self.th[s] = -1
+        self.ptype[s] = 0
+        return s
+
+    def release(self, idx: np.ndarray) -> None:
+        """Return slots to the free stack."""
+        n = len(idx)
+        top = self.nfree
+        self.free[top: top + n] = idx
+        self.nfree = top + n
+
+    def release1(self, slot: int) -> None:
+        self.free[self.nfree] = slot
+        self.nfree += 1
+
+    def clone(self, idx: np.ndarray) -> np.ndarray:
+        """Copy packets (data and annotations) into new slots; returns the new slots.
+
+        Click shares data between clones; we copy, which for the small packets of a
+        software router costs less than tracking shared buffers.
+        """
+        new = self.alloc(len(idx))
+        self.data[new] = self.data[idx]
+        self.off[new] = self.off[idx]
+        self.length[new] = self.length[idx]
+        self.ts[new] = self.ts[idx]
+        self.anno[new] = self.anno[idx]
+        self.mac[new] = self.mac[idx]
+        self.nh[new] = self.nh[idx]
+        self.th[new] = self.th[idx]
+        self.ptype[new] = self.ptype[idx]
+        return new
+
+    def new_packet(self, payload: bytes, headroom: int | None = None) -> int:
+        """Allocate one slot holding ``payload``; returns the slot number."""
+        n = len(payload)
+        if n + self.headroom + 64 > self.slot_size:
+            self.ensure_slot_size(n)
+        s = self.alloc1(n)
+        if headroom is not None:
+            self.off[s] = headroom
+        o = int(self.off[s])
+        if n:
+            self.data[s, o: o + n] = np.frombuffer(payload, np.uint8)
+        return s
