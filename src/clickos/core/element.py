@@ -100,6 +100,10 @@ class Element:
     click_name: ClassVar[str | None] = None
     # Registry: set False on abstract helper classes
     register: ClassVar[bool] = True
+    # True when pushing k packets as one batch has exactly the effects of pushing
+    # them one at a time (no per-packet side effects visible outside the element,
+    # such as printing or handler calls).  Sources use it to coalesce BURST 1 runs.
+    batch_transparent: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.router: Router = None  # type: ignore[assignment]
@@ -168,6 +172,9 @@ class Element:
 
     def output_is_pull(self, i: int) -> bool:
         return self.outputs[i].processing == PULL
+
+    def is_batch_transparent(self) -> bool:
+        return self.batch_transparent
 
     def get_flow_code(self) -> str:
         return self.flow_code

@@ -46,6 +46,10 @@ class Master:
         self._timer_count = 0
         self.stop_flag = False
         self.paused = False
+        # Set around each task fire: how many consecutive fires the task is owed
+        # (fire_budget) and how many it consumed (fires_used).
+        self.fire_budget = 1
+        self.fires_used = 1
         self._selector: selectors.BaseSelector | None = None
         self._select_cbs: dict[int, dict[int, Callable[[int, int], None]]] = {}
         self._signal_handlers: list[tuple[int, Any, Callable[[], bool]]] = []
@@ -92,7 +96,14 @@ class Master:
                 del passes[0]
                 continue
             t._scheduled = False
+            # A task that is alone in the list would be fired ntasks+1 times in a
+            # row, with nothing else running in between; it may do that work in
+            # one call and report how many fires it used (see fire_budget).
+            self.fire_budget = ntasks + 1 if len(tasks) == 1 and not self._pending else 1
+            self.fires_used = 1
             work_done = t.callback()
+            if self.fires_used > 1:
+                ntasks -= self.fires_used - 1
             if t._scheduled:
                 newpass = t.pass_ + t.stride
                 if not work_done:

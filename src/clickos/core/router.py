@@ -240,9 +240,8 @@ class Router:
         before = errh.nerrors
         used_in: dict[tuple[int, int], int] = {}
         used_out: dict[tuple[int, int], int] = {}
-        for fe, fp, te, tp in sorted(set(c[:4] for c in self.connections), key=lambda c: (c[2], c[3], c[0], c[1])):
+        for fe, fp, te, tp in set(c[:4] for c in self.connections):
             used_in[(te, tp)] = used_in.get((te, tp), 0) + 1
-        for fe, fp, te, tp in sorted(set(c[:4] for c in self.connections), key=lambda c: (c[0], c[1], c[2], c[3])):
             used_out[(fe, fp)] = used_out.get((fe, fp), 0) + 1
         # reuse of active ports: inputs first, then outputs (Click's order)
         for (te, tp), n in sorted(used_in.items()):
@@ -424,6 +423,19 @@ class Router:
         out: list[Element] = []
         self.visit(e, False, port, lambda x, o, p: (out.append(x) if x not in out else None) or True)
         return out
+
+    def push_path_transparent(self, e: Element, port: int) -> bool:
+        """Whether every element downstream of a push output is batch-transparent."""
+        ok = [True]
+
+        def visit(x: Element, isoutput: bool, p: int) -> bool:
+            if not x.is_batch_transparent():
+                ok[0] = False
+                return False
+            return True
+
+        self.visit(e, True, port, visit)
+        return ok[0]
 
     def downstream_elements(self, e: Element, port: int = -1) -> list[Element]:
         out: list[Element] = []

@@ -1,0 +1,100 @@
+"""``clickos bench``: throughput benchmarks, side by side with Click's C++ driver.
+
+- ``bench run CONFIG [--click PATH]``: run CONFIG with our driver (and with
+  Click's ``click`` binary when given) and print each ``ac.rate`` (packets/s).
+- ``bench core [--click PATH]``: the core issue's configuration — a 60-byte
+  Ethernet/IPv4/UDP frame from InfiniteSource through Counter and
+  AverageCounter to Discard — at BURST 256 and BURST 1.
+
+Rates are medians of ``--repeat`` runs, measured in the same invocation, and
+reported as ratios against Click when Click is given (the machine is shared:
+only same-run ratios mean much).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+FRAME60 = ("02000000000202000000000108004500002e0000000040111489c6336401cb00710104d2"
+           "1388001a0000000000000000000000000000000000000000")
+
+
+def core_config(burst: int, limit: int) -> str:
+    return (f"InfiniteSource(DATA \\<{FRAME60}>, LIMIT {limit}, STOP true, BURST {burst})\n"
+            "  -> c :: Counter -> ac :: AverageCounter -> Discard;\n")
+
+
+def _ours() -> list[str]:
+    return [sys.executable, "-m", "clickos.cli", "run"]
+
+
+def measure(cmd: list[str], path: str, handler: str = "ac.rate", timeout: float = 600) -> float:
+    """Run a driver on ``path`` and return the value of ``handler`` as a float."""
+    out = subprocess.run(cmd + [path, "-h", handler], capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} {path} failed: {out.stderr.strip()[-500:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def compare(path: str, click: str | None, repeat: int) -> dict[str, float | None]:
+    ours, theirs = [], []
+    for _ in range(repeat):
+        ours.append(measure(_ours(), path))
+        if click:
+            theirs.append(measure([click], path))
+    res: dict[str, float | None] = {"ours_pps": statistics.median(ours),
+                                    "click_pps": statistics.median(theirs) if theirs else None}
+    res["ratio"] = (res["ours_pps"] / res["click_pps"]) if res["click_pps"] else None  # type: ignore[operator]
+    return res
+
+
+def _print_row(label: str, r: dict[str, float | None]) -> None:
+    ours = r["ours_pps"] or 0.0
+    line = f"{label:28s} clickos {ours / 1e6:8.2f} Mpps"
+    if r["click_pps"]:
+        line += f"   click {r['click_pps'] / 1e6:8.2f} Mpps   ratio {r['ratio']:.2f}x"
+    print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="clickos bench")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="measure ac.rate of a configuration")
+    r.add_argument("config")
+    r.add_argument("--click", help="path of Click's userlevel click binary, to compare")
+    r.add_argument("--repeat", type=int, default=3)
+    r.add_argument("--json", action="store_true")
+    c = sub.add_parser("core", help="the core benchmark at BURST 256 and BURST 1")
+    c.add_argument("--click", help="path of Click's userlevel click binary, to compare")
+    c.add_argument("--repeat", type=int, default=3)
+    c.add_argument("--limit", type=int, default=20_000_000)
+    c.add_argument("--limit1", type=int, default=3_000_000, help="LIMIT for the BURST 1 run")
+    c.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    click = args.click or os.environ.get("CLICK_BIN")
+    if args.cmd == "run":
+        res = compare(args.config, click, args.repeat)
+        if args.json:
+            print(json.dumps(res))
+        else:
+            _print_row(os.path.basename(args.config), res)
+        return 0
+    results = {}
+    with tempfile.TemporaryDirectory() as d:
+        for burst, limit in ((256, args.limit), (1, args.limit1)):
+            path = os.path.join(d, f"core-burst{burst}.click")
+            with open(path, "w") as f:
+                f.write(core_config(burst, limit))
+            res = compare(path, click, args.repeat)
+            results[f"burst{burst}"] = res
+            if not args.json:
+                _print_row(f"core BURST {burst} (LIMIT {limit})", res)
+    if args.json:
+        print(json.dumps(results))
+    return 0

@@ -1,0 +1,230 @@
+"""Print and Message: debugging output, and messages at configuration time.
+
+Also holds the small text helpers other element modules share: ``chatter``
+(Click's ``click_chatter``: one line on standard error) and the Timestamp
+formatters ``format_timestamp`` / ``format_interval``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from clickos.core.args import Args
+from clickos.core.confparse import parse_bool, parse_int, parse_string
+from clickos.core.element import Element
+from clickos.core.errors import ConfigError, ErrorHandler
+from clickos.core.handlers import CALM, CHECKBOX
+from clickos.packet.batch import PacketBatch
+from clickos.packet.pool import ANNO_SIZE
+
+NSEC_PER_SEC = 1_000_000_000
+
+
+def chatter(text: str) -> None:
+    """Write one diagnostic line to standard error, as Click's click_chatter does.
+
+    A trailing newline is added unless the text already ends with one.
+    """
+    err = sys.stderr
+    err.write(text if text.endswith("\n") else text + "\n")
+    err.flush()
+
+
+def format_timestamp(ns: int) -> str:
+    """Click's Timestamp text: ``SEC.USEC`` (6 digits), or 9 digits when sub-microsecond."""
+    neg = ns < 0
+    if neg:
+        ns = -ns
+    sec, sub = divmod(ns, NSEC_PER_SEC)
+    if sub % 1000 == 0:
+        text = f"{sec}.{sub // 1000:06d}"
+    else:
+        text = f"{sec}.{sub:09d}"
+    return "-" + text if neg else text
+
+
+def format_interval(ns: int) -> str:
+    """Click's Timestamp::unparse_interval: ``500ms``, ``100us``, ``150ns`` or ``2.000000s``."""
+    if 0 <= ns < NSEC_PER_SEC:
+        if ns % 1_000_000 == 0:
+            return f"{ns // 1_000_000}ms"
+        if ns % 1000 == 0:
+            return f"{ns // 1000}us"
+        return f"{ns}ns"
+    return format_timestamp(ns) + "s"
+
+
+_CONTENTS = {"NONE": 0, "HEX": 1, "ASCII": 2}
+
+
+def _hex_groups(data: bytes) -> str:
+    h = data.hex()
+    return " ".join(h[i: i + 8] for i in range(0, len(h), 8))
+
+
+def _ascii_groups(data: bytes) -> str:
+    chars = "".join(chr(b) if 32 <= b <= 126 else "." for b in data)
+    return "".join(" " + chars[i: i + 8] for i in range(0, len(chars), 8))
+
+
+class Print(Element):
+    """Print([LABEL, MAXLENGTH, KEYWORDS])
+
+    Prints a line for each packet, showing its length and leading bytes.
+
+    Each packet passes through unchanged, after a line is written to standard
+    error: the LABEL (followed by a colon) if there is one, the packet length
+    right-aligned in four columns, then ``|`` and up to MAXLENGTH bytes of the
+    packet.  Hex output groups bytes four at a time; ASCII output groups eight
+    characters at a time and shows unprintable bytes as dots.
+
+    Keyword arguments:
+
+    - LABEL (string): text printed first.  Default empty.
+    - MAXLENGTH (integer): how many data bytes to show; negative shows the whole
+      packet.  Default 24.
+    - CONTENTS (word): ``NONE`` (no data), ``HEX`` (default) or ``ASCII``; a
+      boolean works too (true = HEX).
+    - TIMESTAMP (boolean): also print the timestamp annotation.  Default false.
+    - PRINTANNO (boolean): also print the 48 annotation bytes in hex.  Default false.
+    - HEADROOM (boolean): also print ``(hHEADROOM tTAILROOM)``.  Default false.
+    - ACTIVE (boolean): print nothing while false.  Default true.
+
+    Handlers: ``active`` (read/write) turns printing on and off.
+
+    Example: ``... -> Print(in, 32, CONTENTS ASCII) -> ...``
+    """
+
+    port_count = "1/1"
+    processing = "a"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.label = ""
+        self.maxlength = 24
+        self.contents = 1
+        self.timestamp = False
+        self.print_anno = False
+        self.headroom = False
+        self.active = True
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        a = Args(conf, self)
+        label = a.read_p("LABEL", parse_string, default="")
+        maxlength = a.read_p("MAXLENGTH", parse_int, default=24)
+        length = a.read("LENGTH", parse_int, default=None)
+        nbytes = a.read("NBYTES", parse_int, default=None)
+        contents = a.read("CONTENTS", parse_string, default="HEX")
+        timestamp = a.read("TIMESTAMP", parse_bool, default=False)
+        print_anno = a.read("PRINTANNO", parse_bool, default=False)
+        active = a.read("ACTIVE", parse_bool, default=True)
+        headroom = a.read("HEADROOM", parse_bool, default=False)
+        a.complete()
+        if length is not None:
+            maxlength = length
+        if nbytes is not None:
+            maxlength = nbytes
+        try:
+            mode = 1 if parse_bool(contents) else 0
+        except ConfigError:
+            word = contents.upper()
+            if word not in _CONTENTS:
+                raise ConfigError(
+                    f"bad contents value '{word}'; should be 'NONE', 'HEX', or 'ASCII'") from None
+            mode = _CONTENTS[word]
+        self.label = label
+        self.maxlength = maxlength
+        self.contents = mode
+        self.timestamp = timestamp
+        self.print_anno = print_anno
+        self.active = active
+        self.headroom = headroom
+
+    def can_live_reconfigure(self) -> bool:
+        return True
+
+    def live_reconfigure(self, conf: list[str], errh: ErrorHandler) -> None:
+        self.configure(conf, errh)
+
+    def add_handlers(self) -> None:
+        self.add_read_handler("active", lambda: self.active, CHECKBOX | CALM)
+
+        def write_active(value: str, errh: ErrorHandler) -> None:
+            try:
+                self.active = parse_bool(value.strip())
+            except ConfigError:
+                raise ConfigError("syntax error") from None
+
+        self.add_write_handler("active", write_active, CHECKBOX | CALM)
+
+    def line(self, pool: object, slot: int) -> str:
+        """The text Print writes for the packet in ``slot``."""
+        p = pool  # PacketPool
+        length = int(p.length[slot])  # type: ignore[attr-defined]
+        nbytes = self.maxlength if self.contents else 0
+        if nbytes < 0 or length < nbytes:
+            nbytes = length
+        parts: list[str] = []
+        sep = ""
+        if self.label:
+            parts.append(self.label)
+            sep = ": "
+        if self.timestamp:
+            parts.append(sep + format_timestamp(int(p.ts[slot])))  # type: ignore[attr-defined]
+            sep = ": "
+        parts.append(f"{sep}{length:4d}")
+        off = int(p.off[slot])  # type: ignore[attr-defined]
+        if self.headroom:
+            tail = p.slot_size - off - length  # type: ignore[attr-defined]
+            parts.append(f" (h{off} t{tail})")
+        if self.print_anno:
+            parts.append(" | " + p.anno[slot, :ANNO_SIZE].tobytes().hex())  # type: ignore[attr-defined]
+        if nbytes:
+            data = p.data[slot, off: off + nbytes].tobytes()  # type: ignore[attr-defined]
+            if self.contents == 1:
+                parts.append(" | " + _hex_groups(data))
+            else:
+                parts.append(" | " + _ascii_groups(data))
+        return "".join(parts)
+
+    def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
+        if self.active:
+            pool = batch.pool
+            for slot in batch.idx.tolist():
+                chatter(self.line(pool, slot))
+        return batch
+
+
+class Message(Element):
+    """Message(MESSAGE [, TYPE])
+
+    Reports a message while the router is being configured.
+
+    Message has no ports; it exists to document a configuration.  When the
+    element is configured it reports MESSAGE through the configuration error
+    handler, so the text appears after a ``While configuring ...`` line.  TYPE
+    is ``MESSAGE`` (the default: a plain message), ``WARNING`` or ``ERROR``.
+    An ERROR message makes the router fail to initialize; as in Click, so does
+    a WARNING (it is reported, then configuration fails with an unspecified
+    error).
+
+    Example: ``Message("This configuration is obsolete.", WARNING)``
+    """
+
+    port_count = "0/0"
+    processing = "a"
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        a = Args(conf, self)
+        message = a.read_mp("MESSAGE", parse_string)
+        kind = a.read_p("TYPE", parse_string, default="MESSAGE")
+        a.complete()
+        if kind == "MESSAGE":
+            errh.message(message)
+        elif kind == "WARNING":
+            errh.warning(message)
+            errh.error("unspecified error")
+        elif kind == "ERROR":
+            errh.error(message)
+        else:
+            raise ConfigError("unrecognized message type")

@@ -1,0 +1,71 @@
+"""numba kernels over the packet pool.
+
+Imported lazily (inside ``initialize`` of the elements that use them) so a
+router without fast paths does not pay numba's import and compile time.  Every
+kernel is compiled with ``cache=True``: the first run on a machine compiles and
+stores machine code next to this file; later processes load it in milliseconds.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+_jit = nb.njit(cache=True, nogil=True, boundscheck=False)
+
+
+@_jit
+def alloc_fill(free: np.ndarray, nfree: int, n: int, data64: np.ndarray, off: np.ndarray,
+               length: np.ndarray, ts: np.ndarray, anno64: np.ndarray, mac: np.ndarray, nh: np.ndarray,
+               th: np.ndarray, ptype: np.ndarray, out: np.ndarray, tmpl64: np.ndarray, tlen: int,
+               headroom: int, tstamp: int) -> int:
+    """Pop ``n`` slots, give each a fresh copy of a template packet; returns new nfree.
+
+    ``data64``/``anno64``/``tmpl64`` are uint64 views, so the copy moves 8 bytes
+    a step; ``headroom`` must be a multiple of 8.
+    """
+    w0 = headroom >> 3
+    nw = tmpl64.shape[0]
+    na = anno64.shape[1]
+    for i in range(n):
+        s = free[nfree - 1 - i]
+        out[i] = s
+        off[s] = headroom
+        length[s] = tlen
+        ts[s] = tstamp
+        for k in range(na):
+            anno64[s, k] = 0
+        mac[s] = -1
+        nh[s] = -1
+        th[s] = -1
+        ptype[s] = 0
+        for k in range(nw):
+            data64[s, w0 + k] = tmpl64[k]
+    return nfree - n
+
+
+@_jit
+def sum_lengths(length: np.ndarray, idx: np.ndarray) -> int:
+    t = 0
+    for i in range(idx.shape[0]):
+        t += length[idx[i]]
+    return t
+
+
+@_jit
+def release(free: np.ndarray, nfree: int, idx: np.ndarray) -> int:
+    for i in range(idx.shape[0]):
+        free[nfree + i] = idx[i]
+    return nfree + idx.shape[0]
+
+
+def warm() -> None:
+    """Compile (or load from cache) every kernel once, e.g. in a zygote."""
+    free = np.arange(8, dtype=np.int32)
+    d = np.zeros((8, 32), np.uint64)
+    z32 = np.zeros(8, np.int32)
+    out = np.zeros(2, np.int32)
+    alloc_fill(free, 8, 2, d, z32.copy(), z32.copy(), np.zeros(8, np.int64), np.zeros((8, 6), np.uint64),
+               z32.copy(), z32.copy(), z32.copy(), np.zeros(8, np.uint8), out, np.zeros(2, np.uint64), 16, 8, 0)
+    sum_lengths(z32, out)
+    release(free, 6, out)
