@@ -123,29 +123,32 @@ class Driver:
                                              (repr(clock.speed) if clock.speed != 1.0 else "1")))
         if not clock.simulated:
             def write_timewarp(value: str, errh: ErrorHandler) -> None:
-                from clickos.core.confparse import parse_real
+                from clickos.core.confparse import parse_double
 
-                clock.set_speed(parse_real(value.strip()))
+                clock.set_speed(parse_double(value.strip()))
             h.add_write(None, "timewarp", write_timewarp)
         if self.opts.allow_reconfigure:
             from clickos.core.handlers import NONEXCLUSIVE, RAW
 
             h.add_write(None, "hotconfig", self._hotconfig, RAW | NONEXCLUSIVE)
 
-    def _add_control_sockets(self, router: Router) -> None:
+    def _add_control_sockets(self, router: Router, hotswap: bool = False) -> None:
         from clickos.core import registry
 
         cls = registry.lookup("ControlSocket")
         if cls is None:
             return
+        # A hot-swapped router's sockets adopt the running ones (take_state); as
+        # in Click they are configured to retry quietly rather than fail to bind.
+        retries = ", RETRIES 1, RETRY_WARNINGS false" if hotswap else ""
         n = 0
         for port in self.opts.ports:
             name = "click_driver@@ControlSocket" + (f"@{n}" if n else "")
-            router.add_element(cls(), name, f"TCP, {port}", "click")
+            router.add_element(cls(), name, f"TCP, {port}{retries}", "click")
             n += 1
         for path in self.opts.unix_sockets:
             name = "click_driver@@ControlSocket" + (f"@{n}" if n else "")
-            router.add_element(cls(), name, f"UNIX, {path}", "click")
+            router.add_element(cls(), name, f"UNIX, {path}{retries}", "click")
             n += 1
 
     def parse(self, text: str, filename: str, hotswap: Router | None = None) -> Router | None:
@@ -156,20 +159,45 @@ class Driver:
         return Router.from_text(text, filename, self.errh, defines=self.opts.defines, master=self.master,
                                 hotswap_router=hotswap, extra=extra)
 
-    def _hotconfig(self, value: str, errh: ErrorHandler) -> None:
-        assert self.router is not None
-        new = Router.from_text(value, "config", errh, defines=self.opts.defines, master=self.master,
-                               hotswap_router=self.router,
-                               extra=lambda r: (self._add_control_sockets(r),
-                                                r.extra_global_handlers.append(self._extra_handlers)))
-        if new is None:
-            from clickos.core.errors import ConfigError
+    def _hotconfig(self, value: str, errh: ErrorHandler) -> int:
+        """The ``hotconfig`` write handler: build the new router now, swap it in
+        from a task once the handler (and the ControlSocket command calling it)
+        has returned, as Click does.  Errors go to ``errh``; -EINVAL on failure."""
+        import errno
 
-            raise ConfigError("new configuration rejected")
+        from clickos.core.task import Task
+
+        assert self.router is not None
+
+        def extra(r: Router) -> None:
+            self._add_control_sockets(r, hotswap=True)
+            r.extra_global_handlers.append(self._extra_handlers)
+
+        new = Router.from_text(value, "config", errh, defines=self.opts.defines, master=self.master,
+                               hotswap_router=self.router, extra=extra)
+        if new is None:
+            return -errno.EINVAL
+        pending = getattr(self, "_hotswap_pending", None)
+        if pending is not None:
+            pending.cleanup()
+        self._hotswap_pending: Router | None = new
+        task = getattr(self, "_hotswap_task", None)
+        if task is None:
+            task = self._hotswap_task = Task(self._hotswap)
+            task.master = self.master
+        task.reschedule()
+        return 0
+
+    def _hotswap(self) -> bool:
+        new, self._hotswap_pending = self._hotswap_pending, None
+        if new is None:
+            return False
         old = self.router
-        old.cleanup()
+        new.activate(self.errh)
         self.router = new
-        new.activate(errh)
+        if old is not None:
+            old.cleanup()
+        return True
 
     def run(self) -> int:
         opts, errh = self.opts, self.errh

@@ -763,7 +763,10 @@ def _int_core(text: str, bits: int, signed: bool, base: int) -> tuple[int, bool]
         raise _fail("invalid number")
     magnitude = 0
     nlet = max(b - 10, 0)
+    cap = 1 << (bits + 1)
     for c in text[:stop]:
+        if magnitude > cap:
+            break           # already out of range; skip the rest of a huge number
         if "0" <= c <= "9":
             d = ord(c) - 48
         elif "A" <= c < chr(65 + nlet):
@@ -896,7 +899,7 @@ def _silent_int(text: str, bits: int = 32, signed: bool = True, base: int = 0) -
 # Real numbers: Click's decimal-string scanners
 # ---------------------------------------------------------------------------------------
 
-_EXP_CAP = 400      # exponents beyond this cannot change any 64-bit result
+_EXP_CAP = 10 ** 9  # exponents are clamped here (Click's int exponent would overflow)
 
 
 def _scan_real(text: str, stop: int, signed: bool, int_digits: int) -> tuple[int, int]:
@@ -932,7 +935,8 @@ def _scan_real(text: str, stop: int, signed: bool, int_digits: int) -> tuple[int
             k = j
             while k < stop and _isdigit(text[k]):
                 k += 1
-            exponent = min(int(text[j:k]), 10 * _EXP_CAP)
+            exponent = int(text[j:k]) if k - j <= 9 else _EXP_CAP
+            exponent = min(exponent, _EXP_CAP)
             int_digits += -exponent if text[e + 1] == "-" else exponent
             i = k
         else:
@@ -962,6 +966,7 @@ def _integer_part(text: str, i: int, end: int, count: int) -> tuple[int, int, bo
             continue
         if value > _U64:
             overflow = True
+            break           # saturated: nothing after this can matter
         count -= 1
     if overflow:
         value = _U64
@@ -1286,8 +1291,8 @@ def parse_double(text: str) -> float:
     value, erange = _strtod(text)
     if erange:
         if value == 0:
-            raise _fail("underflow, rounded to %g" % value)
-        raise _fail("out of range, bound %g" % value)
+            raise _fail(f"underflow, rounded to {value:g}")
+        raise _fail(f"out of range, bound {value:g}")
     return value
 
 
@@ -1591,8 +1596,9 @@ def _query_ip(name: str, res: Resolver | None) -> bytes | None:
             direct = _as_addr(_ask(res, "ip", name), 4)
             if direct is not None:
                 return direct
-            pr = _query_ip_prefix(base, res) if ":" not in base else None
-            if pr is None:
+            found = _ask(res, "ip_prefix", base)
+            pr = None if found is None else (_as_addr(found[0], 4), _as_addr(found[1], 4))
+            if pr is None or pr[0] is None or pr[1] is None:
                 return _as_addr(_ask(res, "ip_gw", base), 4)
             a, m = int.from_bytes(pr[0], "big"), int.from_bytes(pr[1], "big")
             return (((a & m) | 1) & _U32).to_bytes(4, "big")
@@ -1691,7 +1697,7 @@ def parse_ip_address_or_prefix(text: str, resolver: Resolver | None = None) -> t
 def unparse_ip(addr: bytes | int) -> str:
     """Dotted-quad text of a 4-byte address (or a 32-bit int)."""
     b = _as_addr(addr, 4) or b"\0\0\0\0"
-    return "%d.%d.%d.%d" % tuple(b)
+    return ".".join(str(x) for x in b)
 
 
 def unparse_ip_prefix(addr: bytes | int, mask: bytes | int) -> str:
@@ -1852,9 +1858,9 @@ def unparse_ip6(addr: bytes) -> str:
         if w[4:] == [0, 0, 0, 0]:
             return "::"
         if w[4:6] == [0, 0]:
-            return "::%d.%d.%d.%d" % tuple(a[12:])
+            return "::" + unparse_ip(a[12:])
         if w[4:6] == [0, 0xFFFF]:
-            return "::ffff:%d.%d.%d.%d" % tuple(a[12:])
+            return "::ffff:" + unparse_ip(a[12:])
     best_pos, best_len, run_start = 0, 0, 0
     for p in range(8):
         if w[p] != 0:
@@ -1865,14 +1871,12 @@ def unparse_ip6(addr: bytes) -> str:
     p = 0
     while p < 8:
         if p == best_pos and best_len > 1:
-            p += best_len
-            out.append("::" if p == 8 else ":")
-            continue
-        out.append(("%x" if p == 0 or out and out[-1].endswith(":") and len(out) == 1 and p == best_len
-                    else ":%x") % w[p] if p else "%x" % w[p])
+            p += best_len - 1
+            out.append("::" if p == 7 else ":")
+        else:
+            out.append(f"{w[p]:x}" if p == 0 else f":{w[p]:x}")
         p += 1
-    text = "".join(out)
-    return text
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1929,7 +1933,7 @@ def parse_ether_address(text: str, resolver: Resolver | None = None) -> bytes:
 
 def unparse_ether(addr: bytes, sep: str = "-") -> str:
     """``EtherAddress::unparse`` (``00-15-58-2D-FB-8F``); ``sep=":"`` for ``unparse_colon``."""
-    return sep.join("%02X" % b for b in bytes(addr))
+    return sep.join(f"{b:02X}" for b in bytes(addr))
 
 
 # ---------------------------------------------------------------------------------------
@@ -2196,3 +2200,9 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "tcp_port": parse_tcp_port,
     "udp_port": parse_udp_port,
 }
+
+
+# Short names used across the element library (the long names mirror Click's Arg classes).
+parse_real = parse_double
+parse_ip = parse_ip_address
+parse_ether = parse_ether_address

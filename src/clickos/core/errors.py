@@ -102,7 +102,8 @@ class ContextErrorHandler(ErrorHandler):
         self.context_printed = False
 
     def _forward(self, kind: str, message: str, landmark: str | None) -> int:
-        lm = landmark or self.context_landmark
+        # Indented lines under the context carry no landmark unless given one.
+        lm = landmark
         if not self.context_printed:
             self.context_printed = True
             self.parent.message(self.context, self.context_landmark)

@@ -166,7 +166,7 @@ class HandlerTable:
 
             parsers: dict[str, Callable[[str], Any]] = {
                 "int": cp.parse_int, "uint": cp.parse_unsigned, "bool": cp.parse_bool,
-                "double": cp.parse_real, "string": lambda s: s.strip(), "seconds": cp.parse_seconds,
+                "double": cp.parse_double, "string": lambda s: s.strip(), "seconds": cp.parse_seconds,
             }
             parse = parsers[kind]
 

@@ -15,6 +15,7 @@ import heapq
 import os
 import selectors
 import signal as _signal
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ class Master:
         self.fires_used = 1
         self._selector: selectors.BaseSelector | None = None
         self._select_cbs: dict[int, dict[int, Callable[[int, int], None]]] = {}
+        self._wake_r = self._wake_w = -1
         self._signal_handlers: list[tuple[int, Any, Callable[[], bool]]] = []
         self._signals_pending: set[int] = set()
         self._sig_dispatching: set[int] = set()
@@ -193,6 +195,42 @@ class Master:
         except KeyError:
             self._selector.register(fd, events)
 
+    def _ensure_wakeup(self) -> None:
+        """Make signals interrupt the wait in run_os (Python's self-pipe wakeup fd)."""
+        if self._wake_r >= 0 or threading.current_thread() is not threading.main_thread():
+            return
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        try:
+            _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except ValueError:
+            os.close(r)
+            os.close(w)
+            return
+        self._wake_r, self._wake_w = r, w
+        self.add_select(r, selectors.EVENT_READ, self._drain_wakeup)
+
+    def _drain_wakeup(self, fd: int, events: int) -> None:
+        try:
+            while os.read(fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        """Release the wakeup pipe and selector (the master is not used again)."""
+        if self._wake_r >= 0:
+            try:
+                if _signal.set_wakeup_fd(-1) != self._wake_w:
+                    pass
+            except ValueError:
+                pass
+            self.remove_select(self._wake_r, selectors.EVENT_READ)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
+
     def remove_select(self, fd: int, mask: int) -> None:
         cbs = self._select_cbs.get(fd)
         if not cbs or self._selector is None:
@@ -212,7 +250,7 @@ class Master:
     def run_os(self) -> None:
         """Poll descriptors; sleep until the next timer when nothing is runnable."""
         timeout: float | None
-        if self.active or self._signals_pending:
+        if self.active or self._signals_pending or self.stop_flag:
             timeout = 0.0
         else:
             expiry = self.timer_expiry()
@@ -225,12 +263,13 @@ class Master:
                 adj = TIMER_ADJUSTMENT_NS if self.timer_stride < 8 else 0
                 delta = expiry - adj - self.clock.now_steady()
                 timeout = self.clock.real_delay(delta) if delta > 0 else 0.0
-        if self._selector is None or not self._select_cbs:
+        if timeout is None and not self.routers_running():
+            self.stop_flag = True
+            return
+        self._ensure_wakeup()
+        if self._selector is None or (not self._select_cbs and self._wake_r < 0):
             if timeout is None:
-                if not self.routers_running():
-                    self.stop_flag = True
-                    return
-                _signal.pause() if self._installed_signals else None
+                _sleep(0.05)
             elif timeout > 0:
                 _sleep(timeout)
             return

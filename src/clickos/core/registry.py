@@ -13,6 +13,9 @@ import pkgutil
 from clickos.core.element import Element
 
 _registry: dict[str, type[Element]] | None = None
+# Modules that failed to import, with the reason; the test suite asserts this stays
+# empty, while a running router simply lacks those classes.
+import_errors: dict[str, str] = {}
 
 
 def _walk(cls: type[Element]) -> list[type[Element]]:
@@ -30,8 +33,11 @@ def load_all() -> dict[str, type[Element]]:
         return _registry
     import clickos.elements as pkg
 
-    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
-        importlib.import_module(info.name)
+    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".", onerror=lambda name: None):
+        try:
+            importlib.import_module(info.name)
+        except Exception as e:  # noqa: BLE001 - one broken module must not take down the rest
+            import_errors[info.name] = f"{type(e).__name__}: {e}"
     reg: dict[str, type[Element]] = {}
     for cls in _walk(Element):
         if cls.__dict__.get("register", True) is False:

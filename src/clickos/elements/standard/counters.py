@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clickos.core.args import Args
-from clickos.core.confparse import parse_real, parse_string
+from clickos.core.confparse import parse_any, parse_double
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.ewma import RateEWMA, unparse_real2
@@ -62,8 +62,8 @@ class Counter(Element):
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         a = Args(conf, self)
-        cc = a.read("COUNT_CALL", parse_string, default=None)
-        bc = a.read("BYTE_COUNT_CALL", parse_string, default=None)
+        cc = a.read("COUNT_CALL", parse_any, default=None)
+        bc = a.read("BYTE_COUNT_CALL", parse_any, default=None)
         a.complete()
         if cc is not None:
             self.count_trigger, self.count_h = _split_call(cc, "COUNT_CALL")
@@ -223,7 +223,7 @@ class AverageCounter(Element):
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         a = Args(conf, self)
-        ignore = a.read_p("IGNORE", parse_real, default=0.0)
+        ignore = a.read_p("IGNORE", parse_double, default=0.0)
         a.complete()
         self.ignore_ns = int(ignore * 1e9)
 

@@ -14,6 +14,7 @@ from clickos.core.confparse import parse_bool, parse_int, parse_string
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM, CHECKBOX
+from clickos.elements.standard.basic import bool_writer
 from clickos.packet.batch import PacketBatch
 from clickos.packet.pool import ANNO_SIZE
 
@@ -149,13 +150,7 @@ class Print(Element):
     def add_handlers(self) -> None:
         self.add_read_handler("active", lambda: self.active, CHECKBOX | CALM)
 
-        def write_active(value: str, errh: ErrorHandler) -> None:
-            try:
-                self.active = parse_bool(value.strip())
-            except ConfigError:
-                raise ConfigError("syntax error") from None
-
-        self.add_write_handler("active", write_active, CHECKBOX | CALM)
+        self.add_write_handler("active", bool_writer(self, "active"), CHECKBOX | CALM)
 
     def line(self, pool: object, slot: int) -> str:
         """The text Print writes for the packet in ``slot``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from clickos.core.args import Args
-from clickos.core.confparse import parse_bool, parse_int, parse_string
+from clickos.core.confparse import parse_any, parse_bool, parse_int, parse_string
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlercall import HandlerCall
@@ -80,7 +80,7 @@ class InfiniteSource(Element):
         length = a.read("LENGTH", parse_int, default=None)
         datasize = a.read("DATASIZE", parse_int, default=None)
         self.stop = a.read("STOP", parse_bool, default=False)
-        end_call = a.read("END_CALL", parse_string, default=None)
+        end_call = a.read("END_CALL", parse_any, default=None)
         a.complete()
         self.datasize = length if length is not None else (datasize if datasize is not None else -1)
         if self.burst < 1:

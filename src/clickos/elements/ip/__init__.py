@@ -1,0 +1,1 @@
+"""Click's ip elements."""

@@ -1,0 +1,384 @@
+"""Information elements: AlignmentInfo, AddressInfo, PortInfo, ScheduleInfo, RandomSeed.
+
+These have no ports.  They record facts for other elements (and for the
+configuration parser) while the router is configured; they configure early
+(Click's CONFIGURE_PHASE_FIRST / CONFIGURE_PHASE_INFO).
+
+The random generator shared by the random elements (``click_random``) lives
+here too, since RandomSeed is what seeds it.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clickos.core.args import Args
+from clickos.core.confparse import parse_int, parse_real, parse_unsigned
+from clickos.core.element import CONFIGURE_PHASE_FIRST, CONFIGURE_PHASE_INFO, Element
+from clickos.core.errors import ConfigError, ErrorHandler
+from clickos.core.handlers import CALM
+
+if TYPE_CHECKING:
+    from clickos.core.router import Router
+
+# -- the shared random generator --------------------------------------------------------
+
+_rng: np.random.Generator = np.random.default_rng()
+
+
+def click_random() -> np.random.Generator:
+    """The generator used by RandomSwitch and other randomized elements."""
+    return _rng
+
+
+def click_srandom(seed: int | None) -> None:
+    """Seed the shared generator (and Python's ``random``); None picks a fresh random seed."""
+    global _rng
+    if seed is None:
+        seed = secrets.randbits(32)
+    _rng = np.random.default_rng(seed)
+    random.seed(seed)
+
+
+def _context_prefix(e: Element) -> str:
+    """The compound-element prefix of ``e``'s name: ``a/b/`` for ``a/b/c``."""
+    slash = e.name.rfind("/")
+    return e.name[: slash + 1] if slash >= 0 else ""
+
+
+def _words(text: str) -> list[str]:
+    """Space-separated words of an argument; ``#`` starts a comment."""
+    out = []
+    for w in text.split():
+        if w.startswith("#"):
+            break
+        out.append(w)
+    return out
+
+
+# -- AlignmentInfo ----------------------------------------------------------------------
+
+class AlignmentInfo(Element):
+    """AlignmentInfo(ELEMENT [MODULUS OFFSET ...], ...)
+
+    Records how packets arriving at given elements are aligned in memory.
+
+    Each argument is ``ELEMENT MODULUS0 OFFSET0 MODULUS1 OFFSET1 ...``: packets
+    arriving on ELEMENT's input N start OFFSETN bytes past a MODULUSN-byte
+    boundary.  Names that match no element are ignored.  Several AlignmentInfo
+    elements pool their facts; contradicting facts about one element are an
+    error.  click-align inserts this element; Classifier consults it.
+
+    Example: ``AlignmentInfo(c 4 2)``
+    """
+
+    port_count = "0/0"
+    configure_phase = CONFIGURE_PHASE_INFO
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        table: dict[int, list[tuple[int, int]]] = self.router.attachments.setdefault("AlignmentInfo", {})
+        for i, arg in enumerate(conf):
+            parts = _words(arg)
+            if not parts:
+                errh.warning(f"empty configuration argument {i}")
+                continue
+            e = self.router.find(parts[0], self)
+            if e is None:
+                continue
+            if len(parts) % 2 != 1:
+                errh.error("expected 'ELEMENTNAME CHUNK OFFSET [CHUNK OFFSET...]'")
+            info: list[tuple[int, int]] = []
+            for j in range(1, len(parts) - 1, 2):
+                c = o = -1
+                try:
+                    c = parse_int(parts[j])
+                except ConfigError:
+                    errh.error("expected CHUNK")
+                try:
+                    o = parse_int(parts[j + 1])
+                except ConfigError:
+                    errh.error("expected OFFSET")
+                info.append((c, o))
+            old = table.get(e.eindex)
+            table[e.eindex] = info
+            if old is not None and old != info:
+                errh.error(f"conflicting AlignmentInfo for '{parts[0]}'")
+
+
+def alignment_query(e: Element, port: int) -> tuple[int, int] | None:
+    """(modulus, offset) that AlignmentInfo promises for ``e``'s input ``port``, if any."""
+    table = e.router.attachments.get("AlignmentInfo") if e.router is not None else None
+    if not table:
+        return None
+    info = table.get(e.eindex)
+    if info is None or port >= len(info):
+        return None
+    return info[port]
+
+
+# -- AddressInfo / PortInfo: named constants visible to argument parsing --------------
+
+NAME_TYPES = ("ip", "ipnet", "eth", "ip6", "ip6net", "tcp", "udp", "port")
+
+
+def define_name(router: Router, kind: str, prefix: str, name: str, value: Any) -> None:
+    """Record ``prefix + name`` as a name of ``kind`` (``ip``, ``ipnet``, ``eth``, ``tcp``...)."""
+    db: dict[str, dict[str, Any]] = router.attachments.setdefault("NameInfo", {})
+    db.setdefault(kind, {})[prefix + name] = value
+
+
+def query_name(router: Router | None, kind: str, name: str, context: Element | str | None = None) -> Any:
+    """The value of ``name`` as defined for ``kind``, searching out from ``context``'s compound.
+
+    Names defined inside a compound element are visible only within it, as in
+    Click: the search tries ``a/b/name``, then ``a/name``, then ``name``.
+    """
+    if router is None:
+        return None
+    table = router.attachments.get("NameInfo", {}).get(kind)
+    if not table:
+        return None
+    if isinstance(context, Element):
+        prefix = _context_prefix(context)
+    else:
+        prefix = context or ""
+    while True:
+        v = table.get(prefix + name)
+        if v is not None:
+            return v
+        if not prefix:
+            return None
+        slash = prefix.rfind("/", 0, len(prefix) - 1)
+        prefix = prefix[: slash + 1] if slash >= 0 else ""
+
+
+def _try(parse: Any, text: str) -> Any:
+    try:
+        return parse(text)
+    except (ConfigError, ValueError):
+        return None
+
+
+class AddressInfo(Element):
+    """AddressInfo(NAME ADDRESS [ADDRESS...], ...)
+
+    Gives names to IP addresses, IP prefixes and Ethernet addresses.
+
+    Each argument is ``NAME ADDRESS...``; afterwards other elements' arguments
+    may say NAME where an address is expected.  One name can stand for an IPv4
+    address, an IPv4 prefix, an IPv6 address or prefix, and an Ethernet address
+    at once; the context picks which.  A suffix forces a kind: ``NAME:ip``,
+    ``NAME:ipnet``, ``NAME:eth``, ``NAME:ip6``, ``NAME:ip6net``; for a prefix
+    ``NAME:bcast`` is its broadcast address and ``NAME:gw`` its lowest host
+    address.  A prefix such as ``10.0.0.1/24`` defines both the address
+    10.0.0.1 and the network 10.0.0.0/24.
+
+    Names defined inside a compound element are visible only inside it.
+
+    Example: ``AddressInfo(router0 10.0.0.1/24 00:01:02:03:04:05)``
+    """
+
+    port_count = "0/0"
+    configure_phase = CONFIGURE_PHASE_FIRST
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        from clickos.core import confparse as cp
+
+        prefix = _context_prefix(self)
+        parse_ip = getattr(cp, "parse_ip", None)
+        parse_prefix = getattr(cp, "parse_ip_prefix", None)
+        parse_ether = getattr(cp, "parse_ether", None)
+        parse_ip6 = getattr(cp, "parse_ip6", None)
+        parse_ip6_prefix = getattr(cp, "parse_ip6_prefix", None)
+        for arg in conf:
+            parts = _words(arg)
+            if not parts:
+                continue
+            if len(parts) < 2:
+                errh.error("expected 'NAME [ADDRS]'")
+            name = parts[0]
+            seen: set[str] = set()
+            for word in parts[1:]:
+                found: dict[str, Any] = {}
+                eth = _try(parse_ether, word) if parse_ether else None
+                if eth is not None:
+                    found["eth"] = eth
+                ip = _try(parse_ip, word) if parse_ip else None
+                if ip is not None:
+                    found["ip"] = ip
+                elif parse_prefix is not None:
+                    pfx = _try(parse_prefix, word)
+                    if pfx is not None:
+                        found["ipnet"] = pfx
+                        addr, mask = pfx
+                        if _as_int(addr) & ~_as_int(mask) & 0xFFFFFFFF:
+                            found["ip"] = addr
+                if parse_ip6 is not None:
+                    ip6 = _try(parse_ip6, word)
+                    if ip6 is not None:
+                        found["ip6"] = ip6
+                    elif parse_ip6_prefix is not None:
+                        p6 = _try(parse_ip6_prefix, word)
+                        if p6 is not None:
+                            found["ip6net"] = p6
+                if not found:
+                    errh.error(f"'{word}' is not a recognizable address")
+                    continue
+                one = len(found) == 1
+                for kind, value in found.items():
+                    if one or kind not in seen:
+                        define_name(self.router, kind, prefix, name, value)
+                seen.update(found)
+
+
+def _as_int(addr: Any) -> int:
+    """An IPv4 address (bytes, int or dotted string) as an integer."""
+    if isinstance(addr, int):
+        return addr
+    if isinstance(addr, (bytes, bytearray)):
+        return int.from_bytes(addr, "big")
+    if isinstance(addr, str):
+        return int.from_bytes(bytes(int(x) for x in addr.split(".")), "big")
+    return int(addr)
+
+
+_PROTO = {"tcp": 6, "udp": 17}
+
+
+class PortInfo(Element):
+    """PortInfo(NAME PORT[/PROTOCOL], ...)
+
+    Gives names to TCP and UDP port numbers.
+
+    Each argument is ``NAME PORT[/PROTOCOL]``; afterwards other elements'
+    arguments may use NAME for the port.  Without a protocol the name applies to
+    both TCP and UDP.  Several names may precede the port, and ``#`` starts a
+    comment, so lines of ``/etc/services`` work as arguments.  Names defined
+    inside a compound element are visible only inside it.
+
+    Example: ``PortInfo(ssh 22, http 80/tcp)``
+    """
+
+    port_count = "0/0"
+    configure_phase = CONFIGURE_PHASE_FIRST
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        prefix = _context_prefix(self)
+        for arg in conf:
+            words = _words(arg)
+            if not words:
+                continue
+            if len(words) < 2:
+                errh.error("expected 'NAME PORT/PROTO'")
+                continue
+            name, port_text = words[0], words[1]
+            num, _, proto_text = port_text.partition("/")
+            try:
+                port = parse_unsigned(num)
+            except ConfigError:
+                errh.error("expected 'NAME PORT/PROTO'")
+                continue
+            if proto_text:
+                if proto_text in _PROTO:
+                    kinds = [proto_text]
+                else:
+                    proto = query_name(self.router, "ipproto", proto_text, self)
+                    if proto is None:
+                        continue
+                    kinds = [f"proto{proto}"]
+            else:
+                kinds = ["tcp", "udp"]
+            for n in [name] + words[2:]:
+                for kind in kinds:
+                    define_name(self.router, kind, prefix, n, port)
+
+
+# -- ScheduleInfo -----------------------------------------------------------------------
+
+FRAC_BITS = 10
+
+
+class ScheduleInfo(Element):
+    """ScheduleInfo(ELEMENT PARAM, ...)
+
+    Sets how often elements' tasks run relative to one another.
+
+    Each argument is ``ELEMENT PARAM`` where PARAM is a real number (default
+    1): a task of an element with PARAM 2 runs twice as often as one with
+    PARAM 1.  A ScheduleInfo inside a compound element names that compound's
+    components; a PARAM given to a compound element from outside scales all its
+    components' parameters.  Parameters become task tickets (1024 per unit).
+
+    Example: ``ScheduleInfo(fast 4, slow 0.5)``
+    """
+
+    port_count = "0/0"
+    configure_phase = CONFIGURE_PHASE_INFO
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        prefix = _context_prefix(self)
+        for arg in conf:
+            parts = _words(arg)
+            if not parts:
+                continue
+            value = None
+            if len(parts) == 2:
+                try:
+                    value = parse_real(parts[1])
+                except ConfigError:
+                    value = None
+            if value is None or value < 0:
+                errh.error("expected 'ELEMENTNAME PARAM'")
+                continue
+            fixed = int(round(value * (1 << FRAC_BITS)))
+            self.router.schedule_info[prefix + parts[0]] = fixed / (1 << FRAC_BITS)
+
+
+# -- RandomSeed -------------------------------------------------------------------------
+
+class RandomSeed(Element):
+    """RandomSeed([SEED])
+
+    Seeds the random number generator.
+
+    With SEED (an unsigned integer), random choices made by elements such as
+    RandomSwitch become repeatable; without it the generator gets a fresh,
+    unpredictable seed.
+
+    Handlers: ``seed`` (read/write) the seed; writing an empty value picks a
+    fresh random seed.
+
+    Example: ``RandomSeed(1)``
+    """
+
+    port_count = "0/0"
+    configure_phase = CONFIGURE_PHASE_FIRST
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seed_text = ""
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        a = Args(conf, self)
+        seed = a.read_p("SEED", parse_unsigned, default=None)
+        a.complete()
+        self.seed_text = "" if seed is None else str(seed)
+        click_srandom(None if seed is None else seed & 0xFFFFFFFF)
+
+    def can_live_reconfigure(self) -> bool:
+        return True
+
+    def live_reconfigure(self, conf: list[str], errh: ErrorHandler) -> None:
+        self.configure(conf, errh)
+
+    def add_handlers(self) -> None:
+        self.add_read_handler("seed", lambda: self.seed_text, CALM)
+
+        def write(value: str, errh: ErrorHandler) -> None:
+            self.configure([value.strip()] if value.strip() else [], errh)
+
+        self.add_write_handler("seed", write)

@@ -1,0 +1,281 @@
+"""Configuration variables: scopes, ``$var`` expansion and compound argument matching."""
+
+from __future__ import annotations
+
+from .confparse import (
+    INT_INVALID,
+    is_var_char,
+    parse_int_prefix,
+    parse_keyword,
+    quote,
+    shift_word,
+    skip_comment_space,
+    skip_space,
+)
+
+# Expansion recursion stops here; this is also what keeps a variable whose value
+# mentions itself (``$x`` = "$x") from looping forever.
+MAX_EXPANSION_DEPTH = 10
+
+
+class VariableEnvironment:
+    """One scope of variables, linked to its lexically enclosing scope.
+
+    ``depth`` counts enclosing scopes; compound expansion uses it to find the
+    scope a compound was *defined* in, which gives lexical (not dynamic) scoping.
+    """
+
+    __slots__ = ("names", "values", "_index", "depth", "parent")
+
+    def __init__(self, parent: VariableEnvironment | None = None) -> None:
+        self.names: list[str] = []
+        self.values: list[str] = []
+        self._index: dict[str, int] = {}
+        self.depth = parent.depth + 1 if parent is not None else 0
+        self.parent = parent
+
+    def size(self) -> int:
+        return len(self.names)
+
+    def define(self, name: str, value: str, override: bool) -> bool:
+        """Add ``name``; returns False if it already existed (its value is replaced
+        only when ``override``)."""
+        i = self._index.get(name)
+        if i is not None:
+            if override:
+                self.values[i] = value
+            return False
+        self._index[name] = len(self.names)
+        self.names.append(name)
+        self.values.append(value)
+        return True
+
+    def parent_of(self, depth: int) -> VariableEnvironment | None:
+        v: VariableEnvironment | None = self
+        while v is not None and v.depth >= depth:
+            v = v.parent
+        return v
+
+    def lookup(self, name: str) -> str | None:
+        v: VariableEnvironment | None = self
+        while v is not None:
+            i = v._index.get(name)
+            if i is not None:
+                return v.values[i]
+            v = v.parent
+        return None
+
+    def expand(self, var: str, vartype: str, depth: int, memo: dict | None = None) -> str | None:
+        """Value of the reference ``var`` (the text inside ``${...}`` when vartype is
+        ``{``), or None when it is undefined.  Handles ``${name-default}`` and
+        ``${name[N]}`` (the Nth space-separated word of the value)."""
+        name = var
+        minus = -1
+        index = -1
+        if vartype == "{":
+            end = len(var)
+            s = skip_space(var, 0, end)
+            begin = s
+            while s < end and is_var_char(var[s]):
+                s += 1
+            name_end = s
+            s = skip_space(var, s, end)
+            if s < end and var[s] == "[":
+                nstart = skip_space(var, s + 1, end)
+                s, value, status = parse_int_prefix(var, nstart, end)
+                if s > nstart and s < end and var[s] == "]" and status != INT_INVALID:
+                    index = value
+                    s = skip_space(var, s + 1, end)
+                else:
+                    index = -1
+            if s < end and var[s] == "-":
+                minus = s
+            name = var[begin:name_end]
+        found = self.lookup(name)
+        if found is not None:
+            value = expand_variables(found, self, False, depth + 1, memo)
+            if index < 0:
+                return value
+            word = ""
+            while index >= 0 and (value or word):
+                word, value = shift_word(value)
+                index -= 1
+            return word
+        if minus >= 0:
+            return expand_variables(var[minus + 1:], self, False, depth + 1, memo)
+        return None
+
+
+def expand_variables(config: str, env: VariableEnvironment, expand_quote: bool = False,
+                     depth: int = 0, memo: dict | None = None) -> str:
+    """Replace ``$name``, ``${name}``, ``${name-default}`` and ``${name[N]}`` in ``config``
+    (Click's ``cp_expand``).
+
+    References inside single quotes and comments stay as written; values
+    substituted inside double quotes are backslash-protected.  Undefined
+    references are left untouched.
+    """
+    if "$" not in config:
+        return config
+    # Expansion is a pure function of (environment, reference, depth), so one
+    # memo per top-level call keeps self-referencing values from taking
+    # exponential time.
+    if memo is None:
+        memo = {}
+    end = len(config)
+    s = 0
+    uninterpolated = 0
+    in_quote = ""
+    out: list[str] = []
+    while s < end:
+        c = config[s]
+        if c == "\\":
+            if s + 1 < end and in_quote == '"':
+                s += 1
+        elif c == "'" or c == '"':
+            if not in_quote:
+                in_quote = c
+            elif in_quote == c:
+                in_quote = ""
+        elif c == "/":
+            if s + 1 < end and config[s + 1] in "/*" and not in_quote:
+                s = skip_comment_space(config, s, end) - 1
+        elif c == "$" and s + 1 < end and in_quote != "'" and depth <= MAX_EXPANSION_DEPTH:
+            before = s
+            nxt = config[s + 1]
+            expand_name = False
+            if nxt == "{":
+                vartype = "{"
+                s += 2
+                start = s
+                while s < end and config[s] != "}":
+                    if config[s] == "$":
+                        expand_name = True
+                    s += 1
+                if s == end:
+                    break
+                vname = config[start:s]
+                s += 1
+            elif nxt == "(":
+                vartype = "("
+                level = 1
+                nquote = ""
+                s += 2
+                start = s
+                while s < end and level:
+                    ch = config[s]
+                    if ch == "(":
+                        if not nquote:
+                            level += 1
+                    elif ch == ")":
+                        if not nquote:
+                            level -= 1
+                    elif ch == '"' or ch == "'":
+                        if not nquote:
+                            nquote = ch
+                        elif nquote == ch:
+                            nquote = ""
+                    elif ch == "\\":
+                        if s + 1 < end and nquote != "'":
+                            s += 1
+                    elif ch == "$":
+                        if nquote != "'":
+                            expand_name = True
+                    s += 1
+                if s == start or config[s - 1] != ")":
+                    s = end
+                    break
+                vname = config[start:s - 1]
+            elif is_var_char(nxt):
+                vartype = "a"
+                s += 1
+                start = s
+                while s < end and is_var_char(config[s]):
+                    s += 1
+                vname = config[start:s]
+            elif nxt in "?#$":
+                vartype = "a"
+                vname = nxt
+                s += 2
+            else:
+                s += 1
+                continue
+
+            out.append(config[uninterpolated:before])
+            if expand_name:
+                vname = expand_variables(vname, env, False, depth + 1, memo)
+            key = (vname, vartype, depth)
+            if key in memo:
+                text = memo[key]
+            else:
+                text = memo[key] = env.expand(vname, vartype, depth, memo)
+            uninterpolated = s
+            if text is None:
+                if expand_name:
+                    out.append(config[before] + config[before + 1] + vname + config[s - 1])
+                else:
+                    uninterpolated = before
+            elif in_quote == '"' or (expand_quote and not in_quote):
+                text = quote(text)[1:-1]
+                out.append(text if in_quote == '"' else '"' + text + '"')
+            else:
+                out.append(text)
+            continue
+        s += 1
+    # Click returns the input unchanged when nothing was accumulated before the
+    # tail -- even if a leading variable expanded to the empty string.
+    if not any(out):
+        return config
+    out.append(config[uninterpolated:])
+    return "".join(out)
+
+
+def assign_arguments(args: list[str], params: list[str]) -> list[str] | None:
+    """Match compound-element arguments against formal parameters.
+
+    ``params`` holds one entry per formal: ``""`` for a positional parameter,
+    the keyword for a keyword parameter, ``"__REST__"`` (last) to collect the
+    leftovers.  Returns the value of each formal, or None if ``args`` do not fit
+    (Click's ``cp_assign_arguments``).
+    """
+    n = len(params)
+    if n == 0 or params[-1] == "":
+        return list(args) if len(args) == n else None
+    has_rest = params[-1] == "__REST__"
+    nvalues = n - 1 if has_rest else n
+    npositional = 0
+    while npositional < nvalues and params[npositional] == "":
+        npositional += 1
+    keyword_slots = {}
+    for j in range(npositional, nvalues):
+        keyword_slots.setdefault(params[j], j)
+    values: list[str | None] = [None] * nvalues
+    used = [False] * len(args)
+    supplied_positional = 0
+    any_keywords = False
+    bad_keyword = False
+    for i, arg in enumerate(args):
+        if supplied_positional >= npositional:
+            kw = parse_keyword(arg)
+            slot = keyword_slots.get(kw[0]) if kw is not None else None
+            if slot is not None:
+                values[slot] = kw[1]
+                used[i] = True
+                any_keywords = True
+                continue
+            if any_keywords:
+                if not has_rest:
+                    bad_keyword = True
+                continue
+        if supplied_positional < npositional:
+            used[i] = True
+            values[supplied_positional] = arg
+        supplied_positional += 1
+    if bad_keyword or any(v is None for v in values):
+        return None
+    if supplied_positional > npositional and not has_rest:
+        return None
+    result = [v if v is not None else "" for v in values]
+    if has_rest:
+        result.append(", ".join(a for a, u in zip(args, used, strict=True) if not u))
+    return result
