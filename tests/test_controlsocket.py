@@ -28,6 +28,7 @@ from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import PRIVATE, READ_PARAM
 from clickos.core.master import Master
 from clickos.core.router import Router
+from clickos.core.task import Timer
 
 # -- a fake backend for framing tests ------------------------------------------------------
 
@@ -563,18 +564,22 @@ def test_hot_swap_keeps_socket_and_open_connection() -> None:
     """The successor ControlSocket adopts the listener and a live client."""
     errh = ErrorHandler(echo=False)
     master = Master()
-    old = Router.from_text("cs :: ControlSocket(TCP, 0); s :: Switch(0) -> Idle; Idle -> s",
+    old = Router.from_text("cs :: ControlSocket(TCP, 0); s :: Switch(0) -> Idle; Idle -> s; s[1] -> Idle",
                            "config", errh, master=master)
     assert old is not None, errh.text()
     old.activate(errh)
     port = int(old.call_read("cs.port", errh) or 0)
     client = Client(("127.0.0.1", port))
 
+    # a driver-level timer that keeps the select in run_os from blocking for long
+    tick = Timer(lambda t: t.schedule_after_msec(5))
+    tick.master = master
+    tick.schedule_after_msec(5)
+
     def pump(until: float = 0.2) -> None:
         end = time.monotonic() + until
         while time.monotonic() < end:
             master.driver_once()
-            master._selector.select(0.01)  # type: ignore[union-attr]
             master.run_os()
 
     def ask(cmd: bytes) -> bytes:
@@ -585,8 +590,8 @@ def test_hot_swap_keeps_socket_and_open_connection() -> None:
     pump()
     assert client.line() == b"Click::ControlSocket/1.3"
     assert ask(b"read s.switch") == b"200 Read handler 's.switch' OK" and client.data() == b"0"
-    new = Router.from_text(f"cs :: ControlSocket(TCP, {port}+, RETRIES 1); s :: Switch(1) -> Idle; Idle -> s",
-                           "config", errh, master=master, hotswap_router=old)
+    text = f"cs :: ControlSocket(TCP, {port}+, RETRIES 1); s :: Switch(1) -> Idle; Idle -> s; s[1] -> Idle"
+    new = Router.from_text(text, "config", errh, master=master, hotswap_router=old)
     assert new is not None, errh.text()
     new.activate(errh)
     old.cleanup()

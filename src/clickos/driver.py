@@ -68,7 +68,8 @@ def _call_read_handler(router: Router, e, hname: str, print_name: bool, errh: Er
     out.write(result)
     if print_name:
         out.write("\n")
-    out.flush()
+    # No flush: like Click's stdio, stdout reaches a pipe or file at exit, after
+    # any error messages on stderr.
     return 0
 
 

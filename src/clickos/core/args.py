@@ -63,9 +63,9 @@ _SPACE = " \t\n\v\f\r"
 class ArgsError(ConfigError):
     """Configuration arguments failed to parse.
 
-    ``str(err)`` / ``err.message`` is ``"\\n".join(err.errors)``.  ``err.warnings`` holds
-    warnings issued along the way; ``err.reported`` is true when the messages were already
-    given to an ErrorHandler."""
+    ``err.errors`` holds one entry per message line; ``str(err)`` / ``err.message`` is
+    ``"\\n".join(err.errors)``.  ``err.warnings`` holds warnings issued along the way;
+    ``err.reported`` is true when the messages were already given to an ErrorHandler."""
 
     def __init__(self, errors: list[str], warnings: list[str] | None = None,
                  reported: bool = False) -> None:
@@ -222,7 +222,7 @@ class Args:
     def error(self, message: str) -> None:
         """Report an error about the current argument (prefixed ``KEY: `` during a read)."""
         text = self._prefixed(message)
-        self.errors.append(text)
+        self.errors.extend(text.split("\n"))
         self._read_status = False
         if self.errh is not None:
             self.errh.error(text)

@@ -93,6 +93,7 @@ __all__ = [
     "unparse_ip6", "unparse_ip_prefix", "unparse_microseconds", "unparse_milliseconds",
     "unparse_real2", "unparse_real10", "unparse_timestamp",
     "ip_mask_to_prefix_len", "ip_prefix_mask", "ip6_mask_to_prefix_len", "ip6_prefix_mask",
+    "parse_real", "parse_ip", "parse_ether",
 ]
 
 #: Click's generic message when a parser fails without saying why.
@@ -1194,27 +1195,30 @@ def real10(frac_digits: int, signed: bool = False) -> Callable[[str], int]:
 
 def unparse_real2(value: int, frac_bits: int) -> str:
     """Shortest decimal text that parses back to the same ``frac_bits`` fixed-point value
-    (``cp_unparse_real2``; negative values get a ``-``)."""
+    (``cp_unparse_real2``, Knuth's ``print_scaled``; negative values get a ``-``).  Click
+    supports up to 28 fraction bits and computes in 32-bit arithmetic; so do we there, and
+    use unbounded integers beyond that."""
     if value < 0:
         return "-" + unparse_real2((-value) & _U32, frac_bits)
     value &= _U32
+    wrap = _U32 if frac_bits <= 28 else -1
     out = [str(value >> frac_bits)]
-    one = (1 << frac_bits) & _U32
-    rest = value & ((one - 1) & _U32)
+    one = 1 << frac_bits
+    rest = value & (one - 1)
     if not rest:
         return out[0]
     out.append(".")
-    rest = (10 * rest + 5) & _U32
+    rest = (10 * rest + 5) & wrap
     slack = 10
     rounder = 5
     while rounder < (one >> 1):
-        rounder = (rounder * 10) & _U32
+        rounder *= 10
     while True:
         if slack > one:
-            rest = (rest + (one >> 1) - rounder) & _U32
-        out.append(chr(48 + ((rest >> frac_bits) & 0xFF)))
-        rest = (10 * (rest & (one - 1))) & _U32
-        slack = (slack * 10) & _U32
+            rest = (rest + (one >> 1) - rounder) & wrap
+        out.append(chr(48 + ((rest >> frac_bits) % 10)))
+        rest = (10 * (rest & (one - 1))) & wrap
+        slack = (slack * 10) & wrap
         if not rest > slack:
             break
     return "".join(out)
@@ -1237,8 +1241,8 @@ def unparse_real10(value: int, frac_digits: int) -> str:
 
 _STRTOD = re.compile(
     r"[+-]?(?:"
-    r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
-    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"0[xX](?:[0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    r"|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
     r"|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?"
     r"|[nN][aA][nN](?:\([0-9A-Za-z_]*\))?"
     r")\Z")
@@ -1256,22 +1260,26 @@ def _strtod(text: str) -> tuple[float, bool]:
         return (-math.nan if negative else math.nan), False
     if low.startswith("inf"):
         return (-math.inf if negative else math.inf), False
-    if low.startswith("0x"):
+    is_hex = low.startswith("0x")
+    if is_hex:
         try:
             value = float.fromhex(text)
         except OverflowError:
             return (-math.inf if negative else math.inf), True
-        exact = _hex_fraction(body)
     else:
         value = float(text)
-        exact = None
     if math.isinf(value):
         return value, True
     if value == 0.0 or abs(value) < _DBL_MIN:
-        if exact is None:
-            exact = Fraction(body)
-        if exact != 0 and Fraction(abs(value)) != exact:
+        # glibc reports ERANGE when a nonzero input rounds to zero or to an inexact
+        # subnormal number.
+        mantissa, _, exponent = low[2:].partition("p") if is_hex else low.partition("e")
+        if not mantissa.strip("0."):
+            return value, False
+        if value == 0.0 or len(exponent.lstrip("+-")) > 6:
             return value, True
+        exact = _hex_fraction(body) if is_hex else Fraction(body)
+        return value, Fraction(abs(value)) != exact
     return value, False
 
 

@@ -223,8 +223,12 @@ class Element:
         return False
 
     def live_reconfigure(self, conf: list[str], errh: ErrorHandler) -> None:
-        """Apply a new configuration while running (default: not supported)."""
-        raise ConfigError("live reconfiguration not supported")
+        """Apply a new configuration while running.  By default (as in Click) an
+        element that says it ``can_live_reconfigure`` simply reruns ``configure``."""
+        if self.can_live_reconfigure():
+            self.configure(conf, errh)
+            return
+        raise ConfigError(f"cannot reconfigure {self.declaration()} live")
 
     # -- notifiers (see core/notifier.py) -------------------------------------------
     def notifier(self, isoutput: bool, port: int, kind: str) -> Any:
@@ -266,6 +270,32 @@ class Element:
 
     def add_task_handlers(self, task: Any, prefix: str = "") -> None:
         self.router.handlers.add_task_handlers(self, task, prefix)
+
+    # -- names defined by AddressInfo, PortInfo, ... ------------------------------------
+    def resolve_name(self, kind: str, name: str) -> Any:
+        """Look up ``name`` of ``kind`` (``ip``, ``ip_prefix``, ``ether``, ``port:6`` ...).
+
+        The definitions live in ``router.attachments["NameInfo"][kind]`` keyed by
+        compound prefix + name; the search goes outward from this element's
+        compound, as Click's NameInfo does.  Args installs this as the resolver
+        of confparse's parsers.
+        """
+        router = self.router
+        if router is None:
+            return None
+        table = router.attachments.get("NameInfo", {}).get(kind)
+        if not table:
+            return None
+        slash = self.name.rfind("/")
+        prefix = self.name[: slash + 1] if slash >= 0 else ""
+        while True:
+            v = table.get(prefix + name)
+            if v is not None:
+                return v
+            if not prefix:
+                return None
+            slash = prefix.rfind("/", 0, len(prefix) - 1)
+            prefix = prefix[: slash + 1] if slash >= 0 else ""
 
     # -- helpers for subclasses ---------------------------------------------------------
     @property

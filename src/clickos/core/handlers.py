@@ -147,8 +147,19 @@ class HandlerTable:
         self._table.get(key, {}).pop(name, None)
 
     def find(self, element: Element | None, name: str) -> Handler | None:
+        """The handler, if any.  As in Click, an element with a writable ``*`` handler
+        is asked to create a missing handler (its write gets the name) before giving up."""
         key = -1 if element is None else id(element)
-        return self._table.get(key, {}).get(name)
+        d = self._table.get(key)
+        if d is None:
+            return None
+        h = d.get(name)
+        if h is None and element is not None and name != "*":
+            star = d.get("*")
+            if star is not None and star.write is not None \
+                    and star.call_write(name, SilentErrorHandler()) >= 0:
+                h = d.get(name)
+        return h
 
     def element_handlers(self, element: Element | None) -> list[Handler]:
         key = -1 if element is None else id(element)

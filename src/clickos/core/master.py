@@ -75,16 +75,27 @@ class Master:
         self._passes.insert(i, task.pass_)
         self._tasks.insert(i, task)
 
+    @staticmethod
+    def _held(task: Task) -> bool:
+        """Whether ``task`` belongs to a router that is not running (yet): as in
+        Click, such tasks wait on the pending list until Router.activate, so a
+        hot-swap candidate does nothing before it has taken its predecessor's state."""
+        router = getattr(task.element, "router", None)
+        return router is not None and not router.running
+
     def process_pending(self) -> None:
         pending, self._pending = self._pending, []
         for t in pending:
             if t._scheduled and t not in self._tasks:
-                self._insert(t)
+                if self._held(t):
+                    self._pending.append(t)
+                else:
+                    self._insert(t)
 
     @property
     def active(self) -> bool:
         """Whether any task is scheduled (so the driver must not sleep)."""
-        if self._pending:
+        if any(t._scheduled and not self._held(t) for t in self._pending):
             return True
         return any(t._scheduled for t in self._tasks)
 

@@ -10,6 +10,7 @@ bits; it is active when any of them is set.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,14 +23,22 @@ FULL = "full"
 SEARCH_STOP, SEARCH_CONTINUE, SEARCH_CONTINUE_WAKE = 0, 1, 2
 
 
-class SignalWord:
-    """A 32-bit word of signal bits, shared by up to 32 notifiers."""
+_word_order = itertools.count()
 
-    __slots__ = ("value", "name")
+
+class SignalWord:
+    """A 32-bit word of signal bits, shared by up to 32 notifiers.
+
+    ``order`` is the creation order; a derived signal lists its words in that
+    order (Click sorts them by address, which follows creation for a name).
+    """
+
+    __slots__ = ("value", "name", "order")
 
     def __init__(self, name: str) -> None:
         self.value = 0
         self.name = name
+        self.order = next(_word_order)
 
 
 class NotifierSignal:
@@ -93,6 +102,9 @@ class NotifierSignal:
                 for i, (w2, m2) in enumerate(self.parts):
                     if w2 is w:
                         self.parts[i] = (w2, m2 | m)
+                        break
+                    if w2.order > w.order:
+                        self.parts.insert(i, (w, m))
                         break
                 else:
                     self.parts.append((w, m))

@@ -67,7 +67,9 @@ class PacketPool:
         old, new = self.nslots, self.nslots + add
 
         def extend(a: np.ndarray, fill: int = 0) -> np.ndarray:
-            b = np.full((new,) + a.shape[1:], fill, a.dtype)
+            # np.zeros is calloc'd: untouched slots cost no memory (forked instances
+            # would otherwise each dirty megabytes of zero-filled pool).
+            b = np.zeros((new,) + a.shape[1:], a.dtype) if fill == 0 else np.full((new,) + a.shape[1:], fill, a.dtype)
             b[:old] = a
             return b
 

@@ -11,13 +11,14 @@ here too, since RandomSeed is what seeds it.
 from __future__ import annotations
 
 import random
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from clickos.core.args import Args
-from clickos.core.confparse import parse_int, parse_real, parse_unsigned
+from clickos.core.confparse import parse_int, parse_unsigned, parse_unsigned_fixed_point
 from clickos.core.element import CONFIGURE_PHASE_FIRST, CONFIGURE_PHASE_INFO, Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM
@@ -121,39 +122,16 @@ def alignment_query(e: Element, port: int) -> tuple[int, int] | None:
 
 
 # -- AddressInfo / PortInfo: named constants visible to argument parsing --------------
-
-NAME_TYPES = ("ip", "ipnet", "eth", "ip6", "ip6net", "tcp", "udp", "port")
-
+#
+# Definitions go to router.attachments["NameInfo"][kind][prefix + name], where kind
+# is what confparse's parsers ask Element.resolve_name for: "ip" (4 bytes),
+# "ip_prefix" ((addr, mask)), "ip6" (16 bytes), "ip6_prefix" ((addr, prefix_len)),
+# "ether" (6 bytes), "port:6" / "port:17" (TCP / UDP port numbers).
 
 def define_name(router: Router, kind: str, prefix: str, name: str, value: Any) -> None:
-    """Record ``prefix + name`` as a name of ``kind`` (``ip``, ``ipnet``, ``eth``, ``tcp``...)."""
+    """Record ``prefix + name`` as a name of ``kind`` for ``Element.resolve_name``."""
     db: dict[str, dict[str, Any]] = router.attachments.setdefault("NameInfo", {})
     db.setdefault(kind, {})[prefix + name] = value
-
-
-def query_name(router: Router | None, kind: str, name: str, context: Element | str | None = None) -> Any:
-    """The value of ``name`` as defined for ``kind``, searching out from ``context``'s compound.
-
-    Names defined inside a compound element are visible only within it, as in
-    Click: the search tries ``a/b/name``, then ``a/name``, then ``name``.
-    """
-    if router is None:
-        return None
-    table = router.attachments.get("NameInfo", {}).get(kind)
-    if not table:
-        return None
-    if isinstance(context, Element):
-        prefix = _context_prefix(context)
-    else:
-        prefix = context or ""
-    while True:
-        v = table.get(prefix + name)
-        if v is not None:
-            return v
-        if not prefix:
-            return None
-        slash = prefix.rfind("/", 0, len(prefix) - 1)
-        prefix = prefix[: slash + 1] if slash >= 0 else ""
 
 
 def _try(parse: Any, text: str) -> Any:
@@ -174,8 +152,9 @@ class AddressInfo(Element):
     at once; the context picks which.  A suffix forces a kind: ``NAME:ip``,
     ``NAME:ipnet``, ``NAME:eth``, ``NAME:ip6``, ``NAME:ip6net``; for a prefix
     ``NAME:bcast`` is its broadcast address and ``NAME:gw`` its lowest host
-    address.  A prefix such as ``10.0.0.1/24`` defines both the address
-    10.0.0.1 and the network 10.0.0.0/24.
+    address.  A prefix with host bits, such as ``10.0.0.1/24``, defines both the
+    address 10.0.0.1 and the network 10.0.0.1/24; where an address is wanted
+    the address wins.
 
     Names defined inside a compound element are visible only inside it.
 
@@ -189,64 +168,49 @@ class AddressInfo(Element):
         from clickos.core import confparse as cp
 
         prefix = _context_prefix(self)
-        parse_ip = getattr(cp, "parse_ip", None)
-        parse_prefix = getattr(cp, "parse_ip_prefix", None)
-        parse_ether = getattr(cp, "parse_ether", None)
-        parse_ip6 = getattr(cp, "parse_ip6", None)
-        parse_ip6_prefix = getattr(cp, "parse_ip6_prefix", None)
-        for arg in conf:
-            parts = _words(arg)
-            if not parts:
-                continue
-            if len(parts) < 2:
-                errh.error("expected 'NAME [ADDRS]'")
-            name = parts[0]
-            seen: set[str] = set()
-            for word in parts[1:]:
-                found: dict[str, Any] = {}
-                eth = _try(parse_ether, word) if parse_ether else None
-                if eth is not None:
-                    found["eth"] = eth
-                ip = _try(parse_ip, word) if parse_ip else None
-                if ip is not None:
-                    found["ip"] = ip
-                elif parse_prefix is not None:
-                    pfx = _try(parse_prefix, word)
-                    if pfx is not None:
-                        found["ipnet"] = pfx
-                        addr, mask = pfx
-                        if _as_int(addr) & ~_as_int(mask) & 0xFFFFFFFF:
-                            found["ip"] = addr
-                if parse_ip6 is not None:
-                    ip6 = _try(parse_ip6, word)
+        with cp.using_resolver(self.resolve_name):
+            for arg in conf:
+                parts = _words(arg)
+                if not parts:
+                    continue
+                if len(parts) < 2:
+                    errh.error("expected 'NAME [ADDRS]'")
+                name = parts[0]
+                seen: set[str] = set()
+                for word in parts[1:]:
+                    found: dict[str, Any] = {}
+                    eth = _try(cp.parse_ether_address, word)
+                    if eth is not None:
+                        found["ether"] = eth
+                    ip = _try(cp.parse_ip_address, word)
+                    if ip is not None:
+                        found["ip"] = ip
+                    else:
+                        pfx = _try(cp.parse_ip_prefix, word)
+                        if pfx is not None:
+                            found["ip_prefix"] = pfx
+                            addr, mask = pfx
+                            if int.from_bytes(addr, "big") & ~int.from_bytes(mask, "big") & 0xFFFFFFFF:
+                                found["ip"] = addr
+                    ip6 = _try(cp.parse_ip6_address, word)
                     if ip6 is not None:
                         found["ip6"] = ip6
-                    elif parse_ip6_prefix is not None:
-                        p6 = _try(parse_ip6_prefix, word)
+                    else:
+                        p6 = _try(cp.parse_ip6_prefix, word)
                         if p6 is not None:
-                            found["ip6net"] = p6
-                if not found:
-                    errh.error(f"'{word}' is not a recognizable address")
-                    continue
-                one = len(found) == 1
-                for kind, value in found.items():
-                    if one or kind not in seen:
-                        define_name(self.router, kind, prefix, name, value)
-                seen.update(found)
-
-
-def _as_int(addr: Any) -> int:
-    """An IPv4 address (bytes, int or dotted string) as an integer."""
-    if isinstance(addr, int):
-        return addr
-    if isinstance(addr, (bytes, bytearray)):
-        return int.from_bytes(addr, "big")
-    if isinstance(addr, str):
-        return int.from_bytes(bytes(int(x) for x in addr.split(".")), "big")
-    return int(addr)
-
-
-_PROTO = {"tcp": 6, "udp": 17}
+                            found["ip6_prefix"] = p6
+                            addr6, plen = p6
+                            host = int.from_bytes(addr6, "big") & ((1 << (128 - plen)) - 1)
+                            if host:
+                                found["ip6"] = addr6
+                    if not found:
+                        errh.error(f"'{word}' is not a recognizable address")
+                        continue
+                    one = len(found) == 1
+                    for kind, value in found.items():
+                        if one or kind not in seen:
+                            define_name(self.router, kind, prefix, name, value)
+                    seen.update(found)
 
 
 class PortInfo(Element):
@@ -256,7 +220,7 @@ class PortInfo(Element):
 
     Each argument is ``NAME PORT[/PROTOCOL]``; afterwards other elements'
     arguments may use NAME for the port.  Without a protocol the name applies to
-    both TCP and UDP.  Several names may precede the port, and ``#`` starts a
+    both TCP and UDP.  Further names may follow the port, and ``#`` starts a
     comment, so lines of ``/etc/services`` work as arguments.  Names defined
     inside a compound element are visible only inside it.
 
@@ -267,34 +231,38 @@ class PortInfo(Element):
     configure_phase = CONFIGURE_PHASE_FIRST
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        from clickos.core import confparse as cp
+
         prefix = _context_prefix(self)
         for arg in conf:
             words = _words(arg)
             if not words:
                 continue
-            if len(words) < 2:
+            port_text = words[1] if len(words) > 1 else ""
+            m = re.match(r"(0[xX][0-9a-fA-F]+|\d+)", port_text)
+            rest = port_text[m.end():] if m else port_text
+            if not m or (rest and not rest.startswith("/")):
                 errh.error("expected 'NAME PORT/PROTO'")
                 continue
-            name, port_text = words[0], words[1]
-            num, _, proto_text = port_text.partition("/")
             try:
-                port = parse_unsigned(num)
+                port = parse_unsigned(m.group(1))
             except ConfigError:
                 errh.error("expected 'NAME PORT/PROTO'")
                 continue
-            if proto_text:
-                if proto_text in _PROTO:
-                    kinds = [proto_text]
-                else:
-                    proto = query_name(self.router, "ipproto", proto_text, self)
-                    if proto is None:
-                        continue
-                    kinds = [f"proto{proto}"]
+            if rest == "/tcp":
+                protos = [6]
+            elif rest == "/udp":
+                protos = [17]
+            elif rest:
+                try:
+                    protos = [cp.parse_ip_protocol(rest[1:], self.resolve_name)]
+                except ConfigError:
+                    continue
             else:
-                kinds = ["tcp", "udp"]
-            for n in [name] + words[2:]:
-                for kind in kinds:
-                    define_name(self.router, kind, prefix, n, port)
+                protos = [6, 17]
+            for n in [words[0]] + words[2:]:
+                for proto in protos:
+                    define_name(self.router, f"port:{proto}", prefix, n, port)
 
 
 # -- ScheduleInfo -----------------------------------------------------------------------
@@ -325,16 +293,15 @@ class ScheduleInfo(Element):
             parts = _words(arg)
             if not parts:
                 continue
-            value = None
+            fixed = None
             if len(parts) == 2:
                 try:
-                    value = parse_real(parts[1])
+                    fixed = parse_unsigned_fixed_point(parts[1], FRAC_BITS)
                 except ConfigError:
-                    value = None
-            if value is None or value < 0:
+                    fixed = None
+            if fixed is None:
                 errh.error("expected 'ELEMENTNAME PARAM'")
                 continue
-            fixed = int(round(value * (1 << FRAC_BITS)))
             self.router.schedule_info[prefix + parts[0]] = fixed / (1 << FRAC_BITS)
 
 

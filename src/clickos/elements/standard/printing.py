@@ -10,15 +10,21 @@ from __future__ import annotations
 import sys
 
 from clickos.core.args import Args
-from clickos.core.confparse import parse_bool, parse_int, parse_string
+from clickos.core.confparse import (
+    parse_bool,
+    parse_int,
+    parse_keyword,
+    parse_string,
+    parse_word,
+    unparse_interval,
+    unparse_timestamp,
+)
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM, CHECKBOX
 from clickos.elements.standard.basic import bool_writer
 from clickos.packet.batch import PacketBatch
 from clickos.packet.pool import ANNO_SIZE
-
-NSEC_PER_SEC = 1_000_000_000
 
 
 def chatter(text: str) -> None:
@@ -31,28 +37,9 @@ def chatter(text: str) -> None:
     err.flush()
 
 
-def format_timestamp(ns: int) -> str:
-    """Click's Timestamp text: ``SEC.USEC`` (6 digits), or 9 digits when sub-microsecond."""
-    neg = ns < 0
-    if neg:
-        ns = -ns
-    sec, sub = divmod(ns, NSEC_PER_SEC)
-    if sub % 1000 == 0:
-        text = f"{sec}.{sub // 1000:06d}"
-    else:
-        text = f"{sec}.{sub:09d}"
-    return "-" + text if neg else text
-
-
-def format_interval(ns: int) -> str:
-    """Click's Timestamp::unparse_interval: ``500ms``, ``100us``, ``150ns`` or ``2.000000s``."""
-    if 0 <= ns < NSEC_PER_SEC:
-        if ns % 1_000_000 == 0:
-            return f"{ns // 1_000_000}ms"
-        if ns % 1000 == 0:
-            return f"{ns // 1000}us"
-        return f"{ns}ns"
-    return format_timestamp(ns) + "s"
+# Timestamp text as Click writes it (``SEC.USEC``; ``500ms``-style intervals).
+format_timestamp = unparse_timestamp
+format_interval = unparse_interval
 
 
 _CONTENTS = {"NONE": 0, "HEX": 1, "ASCII": 2}
@@ -115,7 +102,7 @@ class Print(Element):
         maxlength = a.read_p("MAXLENGTH", parse_int, default=24)
         length = a.read("LENGTH", parse_int, default=None)
         nbytes = a.read("NBYTES", parse_int, default=None)
-        contents = a.read("CONTENTS", parse_string, default="HEX")
+        contents = a.read("CONTENTS", parse_word, default="HEX")
         timestamp = a.read("TIMESTAMP", parse_bool, default=False)
         print_anno = a.read("PRINTANNO", parse_bool, default=False)
         active = a.read("ACTIVE", parse_bool, default=True)
@@ -212,7 +199,7 @@ class Message(Element):
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         a = Args(conf, self)
         message = a.read_mp("MESSAGE", parse_string)
-        kind = a.read_p("TYPE", parse_string, default="MESSAGE")
+        kind = a.read_p("TYPE", parse_keyword, default="MESSAGE")
         a.complete()
         if kind == "MESSAGE":
             errh.message(message)

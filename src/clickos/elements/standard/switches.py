@@ -11,58 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from clickos.core.args import Args
-from clickos.core.confparse import parse_int
+from clickos.core.confparse import anno_arg, parse_int, parse_uint8
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM, NONEXCLUSIVE
 from clickos.elements.standard.basic import int_writer
 from clickos.packet.batch import PacketBatch
-from clickos.packet.pool import ANNO_SIZE, PAINT_ANNO_OFFSET
-
-# Click's named annotations: name -> (offset, size), from packet_anno.hh.
-ANNOTATIONS: dict[str, tuple[int, int]] = {
-    "AGGREGATE": (20, 4), "DST_IP": (0, 4), "DST_IP6": (0, 16), "EXTRA_LENGTH": (28, 4),
-    "EXTRA_PACKETS": (24, 4), "FIRST_TIMESTAMP": (32, 8), "FIX_IP_SRC": (19, 1),
-    "FWD_RATE": (20, 4), "GRID_ROUTE_CB": (27, 1), "ICMP_PARAMPROB": (17, 1),
-    "IPREASSEMBLER": (28, 4), "IPSEC_SPI": (16, 4), "MISC_IP": (20, 4), "PACKET_NUMBER": (36, 4),
-    "PAINT": (16, 1), "PERFCTR": (40, 8), "REV_RATE": (24, 4), "SEQUENCE_NUMBER": (32, 4),
-    "VLAN": (20, 2), "VLAN_TCI": (20, 2), "WIFI_EXTRA": (16, 24),
-}
-
-
-def anno_parser(size: int):  # noqa: ANN201 - returns a parser callable
-    """A parser for an annotation argument of ``size`` bytes (Click's AnnoArg(size)).
-
-    Accepts an annotation name (``PAINT``) or a byte offset.  A name must have
-    the right size, and the annotation must fit in the annotation area.
-    """
-
-    def parse(text: str) -> int:
-        s = text.strip()
-        if s in ANNOTATIONS:
-            off, sz = ANNOTATIONS[s]
-            if sz != size:
-                raise ConfigError("annotation size mismatch")
-        else:
-            try:
-                off = parse_int(s)
-            except ConfigError:
-                raise ConfigError("expected annotation") from None
-            if off < 0:
-                raise ConfigError("expected annotation")
-        if off + size > ANNO_SIZE:
-            raise ConfigError("annotation out of range")
-        return off
-
-    return parse
-
-
-def parse_u8(text: str) -> int:
-    """An integer 0..255."""
-    v = parse_int(text)
-    if not 0 <= v <= 255:
-        raise ConfigError("out of range")
-    return v
+from clickos.packet.pool import PAINT_ANNO_OFFSET
 
 
 def _push_split(e: Element, batch: PacketBatch, ports: np.ndarray) -> None:
@@ -107,8 +62,8 @@ class Paint(Element):
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         a = Args(conf, self)
-        color = a.read_mp("COLOR", parse_u8)
-        anno = a.read_p("ANNO", anno_parser(1), default=PAINT_ANNO_OFFSET)
+        color = a.read_mp("COLOR", parse_uint8)
+        anno = a.read_p("ANNO", anno_arg(1), default=PAINT_ANNO_OFFSET)
         a.complete()
         self.color, self.anno = color, anno
 
@@ -149,7 +104,7 @@ class PaintSwitch(Element):
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         a = Args(conf, self)
-        self.anno = a.read_p("ANNO", anno_parser(1), default=PAINT_ANNO_OFFSET)
+        self.anno = a.read_p("ANNO", anno_arg(1), default=PAINT_ANNO_OFFSET)
         a.complete()
 
     def _everywhere(self, batch: PacketBatch) -> None:
@@ -207,8 +162,8 @@ class CheckPaint(Element):
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         a = Args(conf, self)
-        color = a.read_mp("COLOR", parse_u8)
-        anno = a.read_p("ANNO", anno_parser(1), default=PAINT_ANNO_OFFSET)
+        color = a.read_mp("COLOR", parse_uint8)
+        anno = a.read_p("ANNO", anno_arg(1), default=PAINT_ANNO_OFFSET)
         a.complete()
         self.color, self.anno = color, anno
 

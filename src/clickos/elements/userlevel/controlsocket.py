@@ -77,7 +77,7 @@ class ControlSocket(Element):
     listens on a UNIX-domain socket at FILENAME; with ``SOCKET`` it talks over
     the already-open file descriptor FD.  Any number of clients may be
     connected at once.  A PORT written as a number followed by ``+`` (as in
-    ``41930+``) means "that port, or if it is taken, one of the next ten";
+    ``41930+``) means "that port, or if it is taken, one of the next few";
     PORT 0 lets the system pick a free port.  The ``port`` handler tells which
     port was bound.
 
@@ -439,14 +439,12 @@ class ControlSocket(Element):
                 except OSError:
                     pass
         for conn in list(self._conns.values()):
-            # one last attempt to deliver what is pending
-            if not conn.proto.output_closed and conn.proto.has_output:
+            # one last attempt to deliver what is pending, without blocking
+            while conn.proto.has_output and not conn.proto.output_closed:
                 try:
-                    conn.sock.setblocking(True)
-                    conn.sock.settimeout(0.5)
-                    conn.sock.sendall(conn.proto.data_to_send())
+                    conn.proto.output_sent(conn.sock.send(conn.proto.peek_output()))
                 except OSError:
-                    pass
+                    break
             if master is not None:
                 master.remove_select(conn.fd, _READ | _WRITE)
             conn.sock.close()
