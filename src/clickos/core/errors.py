@@ -114,7 +114,8 @@ class ContextErrorHandler(ErrorHandler):
         if kind == "warning":
             self.nwarnings += 1
             self.parent.nwarnings += 1
-            return self.parent.message(self.indent + "warning: " + message, lm)
+            return self.parent.message(
+                "\n".join(self.indent + "warning: " + line for line in message.split("\n")), lm)
         return self.parent.message(body, lm)
 
     def error(self, message: str, landmark: str | None = None) -> int:

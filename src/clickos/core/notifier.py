@@ -211,9 +211,12 @@ def _search(router: Router, element: Element, port: int, forward: bool, kind: st
         return True
 
     ok = router.visit(element, forward, port, lambda e, o, p: visit(e, o, p, False))
-    if ok and sig != NotifierSignal.busy() and need_pass2:
-        router.visit(element, forward, port, lambda e, o, p: visit(e, o, p, True))
-    if not ok or sig.kind == "busy":
+    # As in Click, the signal is the first pass's; a second pass (past notifiers
+    # that ask for it, like DelayShaper's) only registers the listener further on.
+    result = NotifierSignal(list(sig.parts)) if not sig.kind else NotifierSignal(None, sig.kind)
+    if ok and result != NotifierSignal.busy() and need_pass2:
+        ok = router.visit(element, forward, port, lambda e, o, p: visit(e, o, p, True))
+    if not ok or result.kind == "busy":
         return NotifierSignal.busy()
     if listener is not None:
         for n in found:
@@ -221,7 +224,7 @@ def _search(router: Router, element: Element, port: int, forward: bool, kind: st
                 n.add_activate_callback(listener)
             else:
                 n.add_listener(listener)
-    return sig
+    return result
 
 
 def upstream_empty_signal(element: Element, port: int, listener: Any = None) -> NotifierSignal:

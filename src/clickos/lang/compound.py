@@ -226,7 +226,9 @@ class Compound:
         ct: Compound | None = self
         closest: ElementType | None = None
         count = 0
-        while ct is not None:
+        seen: set[int] = set()
+        while ct is not None and id(ct) not in seen:
+            seen.add(id(ct))
             count += 1
             values = assign_arguments(args, ct.formal_params())
             if values is not None and ct.ninputs == ninputs and ct.noutputs == noutputs:
@@ -244,7 +246,9 @@ class Compound:
             errh.error(f"no match for '{signature(self.name, None, len(args), ninputs, noutputs)}'", landmark)
             first = True
             cand: Compound | None = self
-            while cand is not None:
+            listed: set[int] = set()
+            while cand is not None and id(cand) not in listed:
+                listed.add(id(cand))
                 if first:
                     errh.message("candidates are:", cand.landmark)
                     first = False

@@ -192,8 +192,8 @@ class Parser:
         return self.file.lex_config(self.lerror)
 
     # -- classes ------------------------------------------------------------------
-    def element_type(self, name: str) -> ElementType | None:
-        t = self.types.get(name)
+    def element_type(self, name: str, scoped: dict[str, ElementType] | None = None) -> ElementType | None:
+        t = (self.types if scoped is None else scoped).get(name)
         if t is not None:
             return t
         if not name:
@@ -684,11 +684,15 @@ class Parser:
         while True:
             t = self.lex()
             if t.kind == DOTS:
-                # '...' continues with the definition that was visible before.
-                if self.element_type(name) is None:
+                # '...' continues with the definition visible before this one.
+                # (Click looks the name up in its current class table, which
+                # after two or more '||' alternatives already holds one of
+                # them; that makes the overloads circular and resolving them
+                # can loop forever, so we use the table as it was before.)
+                extension = self.element_type(name, saved_types)
+                if extension is None:
                     self.lerror(f"cannot extend unknown element class '{name}'")
-                    self.add_type(name, ERROR)
-                extension = self.element_type(name)
+                    extension = self.add_type(name, ERROR)
                 t = self.lex()
                 if first is None or t.kind != "}":
                     self.lerror("'...' should occur last, after one or more compounds")

@@ -207,33 +207,35 @@ class CgroupManager:
                 os.mkdir(d)
             cg.dirs[c] = d
         try:
-            if memory_bytes is not None and "memory" in cg.dirs:
-                d = cg.dirs["memory"]
-                if self.version == 1:
-                    _write(os.path.join(d, "memory.limit_in_bytes"), str(memory_bytes))
-                    with contextlib.suppress(OSError):
-                        _write(os.path.join(d, "memory.memsw.limit_in_bytes"), str(memory_bytes))
-                    with contextlib.suppress(OSError):
-                        # pages a pre-forked process touched before joining follow it here
-                        _write(os.path.join(d, "memory.move_charge_at_immigrate"), "1")
-                else:
-                    _write(os.path.join(d, "memory.max"), str(memory_bytes))
-                    with contextlib.suppress(OSError):
-                        _write(os.path.join(d, "memory.swap.max"), "0")
-            if pids is not None and "pids" in cg.dirs:
-                _write(os.path.join(cg.dirs["pids"], "pids.max"), str(pids))
-            if cpu_percent is not None and "cpu" in cg.dirs:
-                quota = max(1000, int(CPU_PERIOD_US * cpu_percent / 100.0))
-                d = cg.dirs["cpu"]
-                if self.version == 1:
-                    _write(os.path.join(d, "cpu.cfs_period_us"), str(CPU_PERIOD_US))
-                    _write(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
-                else:
-                    _write(os.path.join(d, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
+            self.set_limits(cg, memory_bytes=memory_bytes, cpu_percent=cpu_percent, pids=pids)
         except OSError:
             self.remove(cg)
             raise
         return cg
+
+    def set_limits(self, cg: CgroupSet, *, memory_bytes: int | None = None, cpu_percent: float | None = None,
+                   pids: int | None = None) -> None:
+        """Write limits into existing cgroups (processes may already be in them)."""
+        if memory_bytes is not None and "memory" in cg.dirs:
+            d = cg.dirs["memory"]
+            if self.version == 1:
+                _write(os.path.join(d, "memory.limit_in_bytes"), str(memory_bytes))
+                with contextlib.suppress(OSError):
+                    _write(os.path.join(d, "memory.memsw.limit_in_bytes"), str(memory_bytes))
+            else:
+                _write(os.path.join(d, "memory.max"), str(memory_bytes))
+                with contextlib.suppress(OSError):
+                    _write(os.path.join(d, "memory.swap.max"), "0")
+        if pids is not None and "pids" in cg.dirs:
+            _write(os.path.join(cg.dirs["pids"], "pids.max"), str(pids))
+        if cpu_percent is not None and "cpu" in cg.dirs:
+            quota = max(1000, int(CPU_PERIOD_US * cpu_percent / 100.0))
+            d = cg.dirs["cpu"]
+            if self.version == 1:
+                _write(os.path.join(d, "cpu.cfs_period_us"), str(CPU_PERIOD_US))
+                _write(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
+            else:
+                _write(os.path.join(d, "cpu.max"), f"{quota} {CPU_PERIOD_US}")
 
     def stats(self, cg: CgroupSet) -> dict[str, int]:
         """Counters telling whether a limit was hit (missing ones are left out)."""

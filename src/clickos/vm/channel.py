@@ -53,18 +53,19 @@ def send(s: socket.socket, msg: dict[str, Any], fds: list[int] | None = None) ->
         s.send(data)
 
 
-def recv(s: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+def recv(s: socket.socket, nonblock: bool = False) -> tuple[dict[str, Any] | None, list[int]]:
     """Receive one message and any descriptors with it.  ``(None, [])`` at end of file.
 
-    Raises BlockingIOError on a non-blocking socket with nothing to read.
+    With ``nonblock`` (or on a non-blocking socket) raises BlockingIOError when
+    nothing is waiting.
     """
-    size = s.recv_into(_PEEK, 1, socket.MSG_PEEK | socket.MSG_TRUNC)
+    flags = socket.MSG_DONTWAIT if nonblock else 0
+    size = s.recv_into(_PEEK, 1, socket.MSG_PEEK | socket.MSG_TRUNC | flags)
     if size == 0:
         # a zero-length read is end of file (we never send empty messages)
-        s.recv(1)
         return None, []
     fds = array.array("i")
-    data, ancdata, _flags, _addr = s.recvmsg(size, socket.CMSG_SPACE(16 * fds.itemsize))
+    data, ancdata, _flags, _addr = s.recvmsg(size, socket.CMSG_SPACE(16 * fds.itemsize), flags)
     for level, kind, payload in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])

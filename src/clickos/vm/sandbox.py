@@ -198,11 +198,16 @@ class SandboxSpec:
         return cls(**d)
 
 
-def prepare(namespaces: tuple[str, ...] | list[str] = DEFAULT_NAMESPACES) -> list[str]:
-    """Step 1 (right after fork).  Returns the isolation actually obtained."""
+def prepare(namespaces: tuple[str, ...] | list[str] = DEFAULT_NAMESPACES,
+            cgroup_procs: list[str] | None = None) -> list[str]:
+    """Step 1 (right after fork): join the process's cgroups (first, so that all
+    its memory is charged there), then namespaces.  Returns the isolation
+    actually obtained (``cgroup``, ``net``, ``uts``, ...)."""
     got: list[str] = []
     with contextlib.suppress(OSError):
         die_with_parent()
+    if cgroup_procs and not cgroup.join(cgroup_procs):
+        got.append("cgroup")
     flags = 0
     for ns in namespaces:
         flags |= NAMESPACE_FLAGS.get(ns, 0)

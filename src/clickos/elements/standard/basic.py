@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from clickos.core.args import Args
 from clickos.core.confparse import parse_bool, parse_int, parse_unsigned
 from clickos.core.element import Element
@@ -52,6 +54,71 @@ def int_writer(obj: Any, attr: str, lo: int | None = None, hi: int | None = None
     return write
 
 
+def compute_split_ok(e: Element) -> bool:
+    """Whether everything downstream of ``e``'s push outputs is batch-transparent.
+
+    Then a batch may be split by output port and the parts pushed one after the
+    other: nothing downstream can tell the packets' order across outputs.
+    Otherwise elements keep Click's packet-at-a-time order (``push_ports``).
+    """
+    router = e.router
+    return all(not port.is_push or router.push_path_transparent(e, i) for i, port in enumerate(e.outputs))
+
+
+def push_ports(e: Element, batch: PacketBatch, ports: np.ndarray) -> None:
+    """Push each packet of ``batch`` out of output ``ports[i]``; other ports drop it.
+
+    With ``e._split_ok`` (see ``compute_split_ok``) the batch is split by port;
+    otherwise it goes out in maximal runs of one port, in packet order.
+    """
+    outs = e.outputs
+    nout = len(outs)
+    n = len(ports)
+    p0 = int(ports[0])
+    if n == 1 or bool((ports == p0).all()):
+        if 0 <= p0 < nout:
+            outs[p0].push(batch)
+        else:
+            batch.kill()
+        return
+    if getattr(e, "_split_ok", False):
+        dead = (ports < 0) | (ports >= nout)
+        if dead.any():
+            batch.pool.release(batch.idx[dead])
+        for p, sub in enumerate(batch.split(ports, nout)):
+            if sub is not None:
+                outs[p].push(sub)
+        return
+    cuts = np.flatnonzero(ports[1:] != ports[:-1]) + 1
+    start = 0
+    pool, idx = batch.pool, batch.idx
+    for end in cuts.tolist() + [n]:
+        e.checked_output_push(int(ports[start]), PacketBatch(pool, idx[start:end]))
+        start = end
+
+
+def push_copies(e: Element, batch: PacketBatch, targets: list[int]) -> None:
+    """Send a copy of every packet out of each output in ``targets`` (the original last).
+
+    Copies of one packet go out before the next packet's, as in Click, unless
+    the batch may be split (``e._split_ok``): then each output gets one batch.
+    """
+    outs = e.outputs
+    if not targets:
+        batch.kill()
+        return
+    if len(batch) == 1 or getattr(e, "_split_ok", False):
+        for t in targets[:-1]:
+            outs[t].push(batch.clone())
+        outs[targets[-1]].push(batch)
+        return
+    for p in batch:
+        one = p.as_batch()
+        for t in targets[:-1]:
+            outs[t].push(one.clone())
+        outs[targets[-1]].push(one)
+
+
 class Null(Element):
     """Null
 
@@ -66,6 +133,7 @@ class Null(Element):
     port_count = "1/1"
     processing = "a"
     flags = "S0"
+    batch_transparent = True
 
     def push(self, port: int, batch: PacketBatch) -> None:
         self.outputs[0].push(batch)
@@ -119,16 +187,17 @@ class Tee(Element):
 
     port_count = "1/1-"
     processing = "h"
+    batch_transparent = True
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         _check_arms(self, conf)
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
+        self._targets = list(range(self.noutputs))
+
     def push(self, port: int, batch: PacketBatch) -> None:
-        outs = self.outputs
-        last = len(outs) - 1
-        for i in range(last):
-            outs[i].push(batch.clone())
-        outs[last].push(batch)
+        push_copies(self, batch, self._targets)
 
 
 class PullTee(Element):
@@ -174,15 +243,15 @@ class Hub(Element):
     port_count = "-/="
     processing = "h"
     flow_code = "#/[^#]"
+    batch_transparent = True
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
+        n = self.noutputs
+        self._targets = [[i for i in range(n) if i != port] for port in range(self.ninputs)]
 
     def push(self, port: int, batch: PacketBatch) -> None:
-        targets = [o for i, o in enumerate(self.outputs) if i != port]
-        if not targets:
-            batch.kill()
-            return
-        for o in targets[:-1]:
-            o.push(batch.clone())
-        targets[-1].push(batch)
+        push_copies(self, batch, self._targets[port])
 
 
 class Bypass(Element):
@@ -217,6 +286,7 @@ class Bypass(Element):
     port_count = "1-2/1-2"
     processing = "a"
     flow_code = "xy/[xy]x"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,4 +324,5 @@ class Bypass(Element):
         return ins[0].pull(max)
 
 
-__all__ = ["Null", "PushNull", "PullNull", "Tee", "PullTee", "Hub", "Bypass", "bool_writer", "int_writer"]
+__all__ = ["Null", "PushNull", "PullNull", "Tee", "PullTee", "Hub", "Bypass", "bool_writer", "int_writer",
+           "compute_split_ok", "push_ports", "push_copies"]

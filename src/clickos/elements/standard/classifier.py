@@ -11,7 +11,8 @@ known on that branch already decide (so ``12/0806 20/0001, 12/0806 20/0002``
 tests word 12 once).  Unreachable tests are then removed.
 
 The program runs in a numba kernel over a whole batch, producing one output
-port per packet; the batch is then split by port.  ``Program`` and
+port per packet; the batch is then split by port (or pushed in
+order-preserving runs when something downstream could see the difference).  ``Program`` and
 ``parse_patterns`` are usable by other classifier elements.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM
+from clickos.elements.standard.basic import compute_split_ok, push_ports
 from clickos.packet.batch import PacketBatch
 
 # Jump targets: > 0 is a test index, <= 0 is output -j.  These three are special.
@@ -515,25 +517,6 @@ def run_program(prog: Program, batch: PacketBatch, arrays: tuple[np.ndarray, ...
     return _get_kernel()(pool.data, pool.off, pool.length, batch.idx, *arrays, prog.align_offset, out)
 
 
-def push_by_port(e: Element, batch: PacketBatch, ports: np.ndarray) -> None:
-    """Send packets out of ``e``'s outputs by port; ports without an output drop the packet."""
-    outs = e.outputs
-    nout = len(outs)
-    p0 = int(ports[0])
-    if len(ports) == 1 or bool((ports == p0).all()):
-        if 0 <= p0 < nout:
-            outs[p0].push(batch)
-        else:
-            batch.kill()
-        return
-    dead = ports >= nout
-    if dead.any():
-        batch.pool.release(batch.idx[dead])
-    for p, sub in enumerate(batch.split(ports, nout)):
-        if sub is not None:
-            outs[p].push(sub)
-
-
 # -- the element ----------------------------------------------------------------------------
 
 class Classifier(Element):
@@ -563,6 +546,7 @@ class Classifier(Element):
     port_count = "1/-"
     processing = "h"
     flags = "A"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -597,6 +581,7 @@ class Classifier(Element):
         self.configure(conf, errh)
 
     def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
         if self.prog.output_everything < 0:
             _get_kernel()
 
@@ -611,4 +596,4 @@ class Classifier(Element):
         if everything >= 0:
             self.checked_output_push(everything, batch)
             return
-        push_by_port(self, batch, run_program(self.prog, batch, self._arrays))
+        push_ports(self, batch, run_program(self.prog, batch, self._arrays))

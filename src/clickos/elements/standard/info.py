@@ -72,7 +72,8 @@ class AlignmentInfo(Element):
     arriving on ELEMENT's input N start OFFSETN bytes past a MODULUSN-byte
     boundary.  Names that match no element are ignored.  Several AlignmentInfo
     elements pool their facts; contradicting facts about one element are an
-    error.  click-align inserts this element; Classifier consults it.
+    reported (the router still runs).  click-align inserts this element;
+    Classifier consults it.
 
     Example: ``AlignmentInfo(c 4 2)``
     """
@@ -81,6 +82,8 @@ class AlignmentInfo(Element):
     configure_phase = CONFIGURE_PHASE_INFO
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        # Click reports these problems but still lets the router run.
+        report = errh.message
         table: dict[int, list[tuple[int, int]]] = self.router.attachments.setdefault("AlignmentInfo", {})
         for i, arg in enumerate(conf):
             parts = _words(arg)
@@ -91,23 +94,23 @@ class AlignmentInfo(Element):
             if e is None:
                 continue
             if len(parts) % 2 != 1:
-                errh.error("expected 'ELEMENTNAME CHUNK OFFSET [CHUNK OFFSET...]'")
+                report("expected 'ELEMENTNAME CHUNK OFFSET [CHUNK OFFSET...]'")
             info: list[tuple[int, int]] = []
             for j in range(1, len(parts) - 1, 2):
                 c = o = -1
                 try:
                     c = parse_int(parts[j])
                 except ConfigError:
-                    errh.error("expected CHUNK")
+                    report("expected CHUNK")
                 try:
                     o = parse_int(parts[j + 1])
                 except ConfigError:
-                    errh.error("expected OFFSET")
+                    report("expected OFFSET")
                 info.append((c, o))
             old = table.get(e.eindex)
             table[e.eindex] = info
             if old is not None and old != info:
-                errh.error(f"conflicting AlignmentInfo for '{parts[0]}'")
+                report(f"conflicting AlignmentInfo for '{parts[0]}'")
 
 
 def alignment_query(e: Element, port: int) -> tuple[int, int] | None:
@@ -300,7 +303,7 @@ class ScheduleInfo(Element):
                 except ConfigError:
                     fixed = None
             if fixed is None:
-                errh.error("expected 'ELEMENTNAME PARAM'")
+                errh.message("expected 'ELEMENTNAME PARAM'")  # reported; not fatal in Click
                 continue
             self.router.schedule_info[prefix + parts[0]] = fixed / (1 << FRAC_BITS)
 

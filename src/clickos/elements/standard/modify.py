@@ -135,6 +135,7 @@ class Strip(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -163,6 +164,7 @@ class Unstrip(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -198,6 +200,7 @@ class Truncate(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,6 +257,7 @@ class Pad(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -300,6 +304,7 @@ class Resize(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
     flags = "S0"
 
     def __init__(self) -> None:
@@ -352,6 +357,7 @@ class Align(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -399,6 +405,15 @@ def shift_data(pool: PacketPool, slot: int, delta: int, modulus: int) -> None:
 
 # -- timestamps ------------------------------------------------------------------------
 
+def _now_each(e: Element, n: int) -> int | np.ndarray:
+    """The current time read once per packet (as Click does; in simulated time each
+    reading advances the clock), as one value or an array of ``n``."""
+    clock = e.router.master.clock
+    if n == 1:
+        return clock.now()
+    return np.fromiter((clock.now() for _ in range(n)), np.int64, n)
+
+
 class SetTimestamp(Element):
     """SetTimestamp([TIMESTAMP, KEYWORDS])
 
@@ -417,6 +432,7 @@ class SetTimestamp(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -435,7 +451,11 @@ class SetTimestamp(Element):
         self.first = first
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
-        t = self.when if self.when is not None else self.router.master.clock.now()
+        t: int | np.ndarray
+        if self.when is not None:
+            t = self.when
+        else:
+            t = _now_each(self, len(batch))
         if self.first:
             set_anno_i64(batch.pool, batch.idx, FIRST_TIMESTAMP_ANNO_OFFSET, t)
         else:
@@ -464,6 +484,7 @@ class SetTimestampDelta(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -499,7 +520,7 @@ class SetTimestampDelta(Element):
                 self.first = int(ts[nz][0])
             pool.ts[sel] = ts[nz] - self.first
         elif self.kind == 1:
-            pool.ts[sel] = self.router.master.clock.now() - ts[nz]
+            pool.ts[sel] = _now_each(self, len(sel)) - ts[nz]
         else:
             pool.ts[sel] = ts[nz] - anno_i64(pool, sel, FIRST_TIMESTAMP_ANNO_OFFSET)
         return batch
@@ -525,6 +546,7 @@ class Clipboard(Element):
 
     port_count = "2/2"
     processing = "a"
+    batch_transparent = True
     flow_code = "#/#"
     flags = "S0"
 

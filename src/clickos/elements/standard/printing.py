@@ -100,13 +100,16 @@ class Print(Element):
         a = Args(conf, self)
         label = a.read_p("LABEL", parse_string, default="")
         maxlength = a.read_p("MAXLENGTH", parse_int, default=24)
-        length = a.read("LENGTH", parse_int, default=None)
-        nbytes = a.read("NBYTES", parse_int, default=None)
+        length = a.read("LENGTH", parse_int, default=None, deprecated=True)
+        nbytes = a.read("NBYTES", parse_int, default=None, deprecated=True)
         contents = a.read("CONTENTS", parse_word, default="HEX")
         timestamp = a.read("TIMESTAMP", parse_bool, default=False)
         print_anno = a.read("PRINTANNO", parse_bool, default=False)
         active = a.read("ACTIVE", parse_bool, default=True)
         headroom = a.read("HEADROOM", parse_bool, default=False)
+        for w in a.warnings:  # "LENGTH: warning: argument deprecated"
+            errh.message(w)
+            errh.nwarnings += 1
         a.complete()
         if length is not None:
             maxlength = length

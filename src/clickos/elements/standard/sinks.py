@@ -53,10 +53,11 @@ class Discard(Element):
             raise ConfigError("ACTIVE is meaningless in push context")
         if self.burst == 0:
             self.burst = 1 << 32
-
-    def initialize(self, errh: ErrorHandler) -> None:
         if self.input_is_pull(0):
             self.task = Task(self.run_task, self)
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        if self.task is not None:
             self.task.initialize(self, self.active)
             self.signal = upstream_empty_signal(self, 0, self.task)
         pool = self.router.pool

@@ -90,6 +90,10 @@ class InfiniteSource(Element):
         self.end_h = HandlerCall(end_call) if end_call else (HandlerCall("stop") if self.stop else None)
         self._empty_note.initialize("empty", self.router)
         self._setup_packet()
+        # Created here, not in initialize, so add_handlers (which runs between the
+        # two, as in Click) can attach the task handlers.
+        if self.outputs and self.output_is_push(0):
+            self.task = Task(self.run_task, self)
 
     def _setup_packet(self) -> None:
         raw = self.data.encode("latin-1") if isinstance(self.data, str) else bytes(self.data)
@@ -109,8 +113,7 @@ class InfiniteSource(Element):
 
         self._k_alloc = kernels.alloc_fill
         self._out = np.zeros(max(self.burst, 1), np.int32)
-        if self.outputs and self.output_is_push(0):
-            self.task = Task(self.run_task, self)
+        if self.task is not None:
             self.task.initialize(self, True)
             self._nonfull = downstream_full_signal(self, 0, self.task)
         if self.end_h is not None:

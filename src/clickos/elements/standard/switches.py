@@ -3,7 +3,8 @@
 Paint, PaintSwitch, CheckPaint, Switch, StaticSwitch, InputSwitch,
 RoundRobinSwitch, RandomSwitch, StrideSwitch.  Each works on a whole batch:
 the per-packet output port is computed as an array and the batch is split
-with ``PacketBatch.split``; sub-batches go out in port order.
+with ``PacketBatch.split`` when nothing downstream can see the packets' order
+across outputs, and otherwise pushed in order-preserving runs.
 """
 
 from __future__ import annotations
@@ -14,29 +15,10 @@ from clickos.core.args import Args
 from clickos.core.confparse import anno_arg, parse_int, parse_uint8
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
-from clickos.core.handlers import CALM, NONEXCLUSIVE
-from clickos.elements.standard.basic import int_writer
+from clickos.core.handlers import NONEXCLUSIVE
+from clickos.elements.standard.basic import compute_split_ok, int_writer, push_copies, push_ports
 from clickos.packet.batch import PacketBatch
 from clickos.packet.pool import PAINT_ANNO_OFFSET
-
-
-def _push_split(e: Element, batch: PacketBatch, ports: np.ndarray) -> None:
-    """Send each packet to ``ports[i]``; packets whose port does not exist are dropped."""
-    outs = e.outputs
-    n = len(outs)
-    p0 = int(ports[0])
-    if len(ports) == 1 or bool((ports == p0).all()):
-        if 0 <= p0 < n:
-            outs[p0].push(batch)
-        else:
-            batch.kill()
-        return
-    bad = (ports < 0) | (ports >= n)
-    if bad.any():
-        batch.take(bad).kill()  # type: ignore[union-attr]
-    for p, sub in enumerate(batch.split(ports, n)):
-        if sub is not None:
-            outs[p].push(sub)
 
 
 class Paint(Element):
@@ -54,6 +36,7 @@ class Paint(Element):
 
     port_count = "1/1"
     processing = "a"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -97,6 +80,7 @@ class PaintSwitch(Element):
 
     port_count = "1/-"
     processing = "h"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,35 +91,29 @@ class PaintSwitch(Element):
         self.anno = a.read_p("ANNO", anno_arg(1), default=PAINT_ANNO_OFFSET)
         a.complete()
 
-    def _everywhere(self, batch: PacketBatch) -> None:
-        outs = self.outputs
-        if not outs:
-            batch.kill()
-            return
-        for o in outs[:-1]:
-            o.push(batch.clone())
-        outs[-1].push(batch)
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
+        self._all = list(range(self.noutputs))
 
     def push(self, port: int, batch: PacketBatch) -> None:
         ports = batch.pool.anno[batch.idx, self.anno].astype(np.int32)
         everywhere = ports == 255
         if not everywhere.any():
-            _push_split(self, batch, ports)
-            return
-        # Copies to all outputs interleave with single sends: keep packet order.
-        start = 0
-        n = len(ports)
-        while start < n:
-            end = start + 1
-            while end < n and everywhere[end] == everywhere[start]:
-                end += 1
-            sub = PacketBatch(batch.pool, batch.idx[start:end])
-            if everywhere[start]:
-                for k in range(start, end):
-                    self._everywhere(PacketBatch(batch.pool, batch.idx[k:k + 1]))
-            else:
-                _push_split(self, sub, ports[start:end])
-            start = end
+            push_ports(self, batch, ports)
+        elif everywhere.all():
+            push_copies(self, batch, self._all)
+        else:
+            # Copies to every output interleave with single sends: keep packet order.
+            pool, idx = batch.pool, batch.idx
+            cuts = np.flatnonzero(everywhere[1:] != everywhere[:-1]) + 1
+            start = 0
+            for end in cuts.tolist() + [len(ports)]:
+                sub = PacketBatch(pool, idx[start:end])
+                if everywhere[start]:
+                    push_copies(self, sub, self._all)
+                else:
+                    push_ports(self, sub, ports[start:end])
+                start = end
 
 
 class CheckPaint(Element):
@@ -154,6 +132,7 @@ class CheckPaint(Element):
 
     port_count = "1/1-2"
     processing = "a/ah"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -179,12 +158,12 @@ class CheckPaint(Element):
             return None, batch
         return batch.take(~bad), batch.take(bad)
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
+
     def push(self, port: int, batch: PacketBatch) -> None:
-        good, bad = self._split(batch)
-        if good is not None:
-            self.outputs[0].push(good)
-        if bad is not None:
-            self.checked_output_push(1, bad)
+        bad = batch.pool.anno[batch.idx, self.anno] != self.color
+        push_ports(self, batch, bad.astype(np.int32))
 
     def pull(self, port: int, max: int = 1) -> PacketBatch | None:
         batch = self.inputs[0].pull(max)
@@ -233,7 +212,7 @@ class _SettableSwitch(Element):
 
         self.add_read_handler("switch", lambda: self.port)
         self.add_write_handler("switch", write, NONEXCLUSIVE)
-        self.add_read_handler("config", lambda: self.port, CALM)
+        self.add_read_handler("config", lambda: self.port)  # not CALM, as in Click
 
 
 class Switch(_SettableSwitch):
@@ -252,6 +231,7 @@ class Switch(_SettableSwitch):
 
     port_count = "1/-"
     processing = "h"
+    batch_transparent = True
 
     def push(self, port: int, batch: PacketBatch) -> None:
         self.checked_output_push(self.port, batch)
@@ -273,6 +253,7 @@ class InputSwitch(_SettableSwitch):
 
     port_count = "-/1"
     processing = "h"
+    batch_transparent = True
     _what = "input"
 
     def _limit(self) -> int:
@@ -299,6 +280,7 @@ class StaticSwitch(Element):
 
     port_count = "1/-"
     processing = "h"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -330,10 +312,14 @@ class RoundRobinSwitch(Element):
 
     port_count = "1/1-"
     processing = "h"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
         self.next = 0
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
 
     def push(self, port: int, batch: PacketBatch) -> None:
         n = self.noutputs
@@ -343,7 +329,7 @@ class RoundRobinSwitch(Element):
         if k == 1:
             self.outputs[first].push(batch)
             return
-        _push_split(self, batch, ((np.arange(k) + first) % n).astype(np.int32))
+        push_ports(self, batch, ((np.arange(k) + first) % n).astype(np.int32))
 
 
 class RandomSwitch(Element):
@@ -358,12 +344,16 @@ class RandomSwitch(Element):
 
     port_count = "1/1-"
     processing = "h"
+    batch_transparent = True
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
 
     def push(self, port: int, batch: PacketBatch) -> None:
         from clickos.elements.standard.info import click_random
 
         ports = click_random().integers(0, self.noutputs, size=len(batch), dtype=np.int32)
-        _push_split(self, batch, ports)
+        push_ports(self, batch, ports)
 
 
 STRIDE1 = 1 << 16
@@ -391,6 +381,7 @@ class StrideSwitch(Element):
 
     port_count = "1/1-"
     processing = "h"
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -448,6 +439,9 @@ class StrideSwitch(Element):
             if self.tickets[i] > 0:
                 self._insert(i)
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
+
     def can_live_reconfigure(self) -> bool:
         return True
 
@@ -483,7 +477,7 @@ class StrideSwitch(Element):
 
             self.add_read_handler(f"tickets{i}", lambda i=i: self.tickets[i])
             self.add_write_handler(f"tickets{i}", write)
-        self.add_read_handler("config", lambda: ", ".join(str(t) for t in self.tickets), CALM)
+        self.add_read_handler("config", lambda: ", ".join(str(t) for t in self.tickets))
 
     def _next_port(self) -> int:
         order = self.order
@@ -500,4 +494,4 @@ class StrideSwitch(Element):
             self.outputs[self._next_port()].push(batch)
             return
         ports = np.fromiter((self._next_port() for _ in range(len(batch))), np.int32, len(batch))
-        _push_split(self, batch, ports)
+        push_ports(self, batch, ports)

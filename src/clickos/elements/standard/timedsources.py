@@ -82,7 +82,7 @@ class RatedSource(Element):
         self.count = 0
         self.payload = DEFAULT_DATA
         self.tb = TokenBucket(now_ticks=self._jiffies)
-        self.task: Task | None = None
+        self.task = Task(self.run_task, self)
         self.timer: Timer | None = None
 
     def _jiffies(self) -> int:
@@ -127,15 +127,13 @@ class RatedSource(Element):
     def initialize(self, errh: ErrorHandler) -> None:
         self.count = 0
         if self.output_is_push(0):
-            self.task = Task(self.run_task, self)
             self.task.initialize(self, True)
         self.tb.set(1)
         self.timer = Timer(self._wake, self)
         self.timer.initialize(self)
 
     def _wake(self, timer: Timer) -> None:
-        if self.task is not None:
-            self.task.reschedule()
+        self.task.reschedule()
 
     def _make(self) -> PacketBatch:
         pool = self.router.pool
@@ -158,7 +156,6 @@ class RatedSource(Element):
             batch = self._make()
             self.outputs[0].push(batch)
             self.count += 1
-            assert self.task is not None
             self.task.fast_reschedule()
             return True
         assert self.timer is not None
@@ -175,7 +172,7 @@ class RatedSource(Element):
         return None
 
     def _restart(self) -> None:
-        if self.task is not None and not self.task.scheduled and self.active:
+        if self.output_is_push(0) and not self.task.scheduled and self.active:
             self.tb.set(1)
             self.task.reschedule()
 
@@ -203,7 +200,7 @@ class RatedSource(Element):
         def write_reset(value: str, errh: ErrorHandler) -> None:
             self.count = 0
             self.tb.set(1)
-            if self.task is not None and not self.task.scheduled and self.active:
+            if self.output_is_push(0) and not self.task.scheduled and self.active:
                 self.task.reschedule()
 
         def write_length(value: str, errh: ErrorHandler) -> None:
@@ -224,7 +221,7 @@ class RatedSource(Element):
         self.add_write_handler("length", write_length)
         self.add_read_handler("datasize", lambda: self.datasize, DEPRECATED)
         self.add_write_handler("datasize", write_length)
-        if self.task is not None:
+        if self.output_is_push(0):
             self.add_task_handlers(self.task)
 
 

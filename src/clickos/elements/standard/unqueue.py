@@ -44,7 +44,10 @@ def timer_adjustment(element: Element) -> int:
 def schedule_at_wall(element: Element, timer: Timer, when_ns: int) -> None:
     """Schedule ``timer`` for a wall-clock time (Click's Timer::schedule_at)."""
     clock = element.router.master.clock
-    timer.schedule_at(when_ns + clock.recent_steady() - clock.recent())
+    # Click converts with two clock readings (steady, then wall); in simulated
+    # time each reading advances the clock by 1 ns, which Click's timings show.
+    steady = clock.now_steady()
+    timer.schedule_at(when_ns + steady - clock.now())
 
 
 def _task_timer(task: Task, owner: Element) -> Timer:

@@ -1,0 +1,410 @@
+"""The instance: the child side of a "tiny VM".
+
+A process forked from the zygote runs :func:`child_main`.  It fences itself in
+(:mod:`clickos.vm.sandbox`), then waits on its control channel for the
+``boot`` message carrying its name, limits, log file and configuration.  It
+builds the router with :meth:`Router.from_text`, tells the daemon it is ready
+(passing a pidfd of itself, so the daemon can signal it without pid races),
+and runs ``master.driver()`` with the channel multiplexed in through
+``master.add_select``.  Over the channel the daemon can
+
+- ``read`` / ``write`` handlers (answered by the ControlSocket handler backend,
+  so names, errors and codes are Click's);
+- ``install`` a new configuration: the new router is built alongside the old
+  one with ``hotswap_router=old`` and activated, which hands state (counts,
+  queued packets, open ControlSocket connections) to same-named elements;
+- ask for per-element ``counts``;
+- ``stop`` the router.
+
+Events the instance sends unasked: ``ready`` (or ``failed`` with Click's error
+lines), ``first_packet`` once the first packet has gone through an element,
+and ``stopped``.
+
+The instance also speaks Click's ControlSocket protocol on a Unix socket of
+its own when the daemon gives it a path: a ``ControlSocket(UNIX, path)``
+element is added to every configuration it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NoReturn
+
+from clickos.control.backend import ReplyErrorHandler, RouterBackend
+from clickos.core.errors import ErrorHandler
+from clickos.core.master import Master
+from clickos.core.portspec import PULL, PUSH
+from clickos.core.router import STOP_RUNCOUNT, Router
+from clickos.vm import channel, sandbox
+
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_INTERNAL = 70
+CONTROL_SOCKET_ELEMENT = "clickos_vm@@ControlSocket"
+
+WARM_CONFIG = ("InfiniteSource(LIMIT 1, STOP false) -> c :: Counter -> Discard;\n"
+               "Idle -> q :: Queue(10) -> Unqueue -> Discard;\n")
+
+
+def warm_boot(times: int = 1) -> None:
+    """Build and run a small router ``times`` times: compiles what is lazily
+    compiled, specialises the interpreter's bytecode, and (in a forked child)
+    takes the copy-on-write faults of the build path before it is timed."""
+    for _ in range(times):
+        master = Master()
+        errh = ErrorHandler(echo=False)
+        r = Router.from_text(WARM_CONFIG, "warm", errh, master=master)
+        if r is None:
+            r = Router.from_text(WARM_CONFIG.splitlines()[0], "warm", errh, master=master)
+        if r is None:
+            return
+        w = _Watch(r, lambda: None, stats=True)
+        r.activate(errh)
+        c = r.find("c")
+        for _ in range(100):
+            if c is None or getattr(c, "count", 1) >= 1:
+                break
+            master.driver_once()
+        w.counts()
+        RouterBackend(r).read("c.count", "")
+        r.cleanup()
+        master.close()
+
+
+class _Watch:
+    """Wraps each element's ``push``/``pull`` before the router connects them.
+
+    Notices the first packet to go through any element (once, for the boot
+    notification), and with ``stats`` counts packets into every element.  When
+    not counting, the wrappers take themselves out of the connections after the
+    first packet, so a running router pays nothing for them.
+    """
+
+    def __init__(self, router: Router, on_first: Callable[[], None] | None, stats: bool) -> None:
+        self.router = router
+        self.on_first = on_first
+        self.stats = stats
+        self.depth = 0
+        self.packets: dict[int, int] = {}
+        self.wrapped: list[Any] = []
+        if on_first is None and not stats:
+            return
+        for e in router.elements:
+            self.packets[e.eindex] = 0
+            e.push = self._wrap_push(e, e.push)  # type: ignore[method-assign]
+            e.pull = self._wrap_pull(e, e.pull)  # type: ignore[method-assign]
+            self.wrapped.append(e)
+
+    def _wrap_push(self, e: Any, push: Callable[[int, Any], None]) -> Callable[[int, Any], None]:
+        packets = self.packets
+        idx = e.eindex
+
+        def wrapped_push(port: int, batch: Any) -> None:
+            if self.on_first is None:
+                if self.stats:
+                    packets[idx] += len(batch)
+                push(port, batch)
+                return
+            packets[idx] += len(batch)
+            self.depth += 1
+            try:
+                push(port, batch)
+            finally:
+                self.depth -= 1
+            if self.depth == 0:
+                self._first()
+
+        return wrapped_push
+
+    def _wrap_pull(self, e: Any, pull: Callable[..., Any]) -> Callable[..., Any]:
+        packets = self.packets
+        idx = e.eindex
+
+        def wrapped_pull(port: int, max: int = 1) -> Any:
+            if self.on_first is None and not self.stats:
+                return pull(port, max)
+            self.depth += 1
+            try:
+                batch = pull(port, max)
+            finally:
+                self.depth -= 1
+            if batch is not None:
+                packets[idx] += len(batch)
+                if self.on_first is not None and self.depth == 0:
+                    self._first()
+            return batch
+
+        return wrapped_pull
+
+    def _first(self) -> None:
+        cb, self.on_first = self.on_first, None
+        if not self.stats:
+            self.unwrap()
+        if cb is not None:
+            cb()
+
+    def unwrap(self) -> None:
+        """Put the elements' own methods back into every connection."""
+        for e in self.wrapped:
+            e.__dict__.pop("push", None)
+            e.__dict__.pop("pull", None)
+        for e in self.wrapped:
+            for port in e.outputs:
+                if port.processing == PUSH and port.element is not None:
+                    port.push = partial(port.element.push, port.peer_port)
+            for port in e.inputs:
+                if port.processing == PULL and port.element is not None:
+                    port.pull = partial(port.element.pull, port.peer_port)
+        self.wrapped = []
+
+    def counts(self) -> list[dict[str, Any]]:
+        out = []
+        for e in self.router.elements:
+            item: dict[str, Any] = {"name": e.name, "class": e.class_name()}
+            h = self.router.handlers.find(e, "count")
+            if h is not None and h.readable and not h.read_param:
+                v = h.call_read("", ErrorHandler(echo=False)).strip()
+                with contextlib.suppress(ValueError):
+                    item["count"] = int(v)
+            if self.stats:
+                item["packets"] = self.packets.get(e.eindex, 0)
+            out.append(item)
+        return out
+
+
+class Instance:
+    """One instance's router and its control channel."""
+
+    def __init__(self, chan: socket.socket, isolation: list[str]) -> None:
+        self.chan = chan
+        self.isolation = isolation
+        self.master = Master()
+        self.router: Router | None = None
+        self.watch: _Watch | None = None
+        self._pending_watch: _Watch | None = None
+        self.backend = RouterBackend(None)
+        self.name = ""
+        self.stats = False
+        self.control_path: str | None = None
+        self.first_sent = False
+        self.times: dict[str, float] = {}
+        self.closing = False
+
+    # -- messages ---------------------------------------------------------------------
+    def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
+        with contextlib.suppress(OSError):
+            channel.send(self.chan, msg, fds)
+
+    # -- building -------------------------------------------------------------------------
+    def _extra(self, hotswap: bool) -> Callable[[Router], None]:
+        def extra(r: Router) -> None:
+            if self.control_path:
+                from clickos.core import registry
+
+                cls = registry.lookup("ControlSocket")
+                if cls is not None:
+                    retries = ", RETRIES 1, RETRY_WARNINGS false" if hotswap else ""
+                    r.add_element(cls(), CONTROL_SOCKET_ELEMENT, f"UNIX, {self.control_path}{retries}", "vm")
+            notify = None if self.first_sent else self._first_packet
+            self._pending_watch = _Watch(r, notify, self.stats)
+
+        return extra
+
+    def build(self, text: str, filename: str, errh: ErrorHandler, hotswap: Router | None = None) -> Router | None:
+        return Router.from_text(text, filename, errh, master=self.master, hotswap_router=hotswap,
+                                extra=self._extra(hotswap is not None))
+
+    def _first_packet(self) -> None:
+        if self.first_sent:
+            return
+        self.first_sent = True
+        self.times["first_packet"] = time.monotonic()
+        self.send({"ev": "first_packet", "t": self.times["first_packet"]})
+
+    # -- life -------------------------------------------------------------------------------
+    def main(self) -> int:
+        self.send({"ev": "waiting"})
+        msg, fds = channel.recv(self.chan)
+        if msg is None or msg.get("op") != "boot":
+            return EXIT_OK
+        self.times["boot"] = time.monotonic()
+        if fds:
+            logfd = fds[0]
+            os.dup2(logfd, 1)
+            os.dup2(logfd, 2)
+            os.close(logfd)
+            for extra_fd in fds[1:]:
+                os.close(extra_fd)
+        spec = sandbox.SandboxSpec.from_json(msg["sandbox"])
+        self.name = spec.name
+        self.stats = bool(msg.get("stats"))
+        self.control_path = msg.get("control_socket") or None
+        sandbox.set_process_name(f"clickos:{self.name}")
+        problems = sandbox.enter(spec)
+        self.times["sandboxed"] = time.monotonic()
+        errh = ErrorHandler(stream=sys.stderr)
+        router = self.build(msg["config"], msg.get("filename") or "config", errh)
+        self.times["built"] = time.monotonic()
+        if router is None:
+            self.send({"ev": "failed", "errors": [ln for ln in errh.lines if ln]})
+            return EXIT_CONFIG
+        problems += sandbox.drop_privileges(spec)
+        self.router = router
+        self.watch = self._pending_watch
+        self.backend.router = router
+        pidfd = -1
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(os.getpid())
+        self.send({"ev": "ready", "pid": os.getpid(), "isolation": self.isolation, "problems": problems,
+                   "warnings": [ln for ln in errh.lines if ln], "times": self.times},
+                  [pidfd] if pidfd >= 0 else None)
+        if pidfd >= 0:
+            os.close(pidfd)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.chan.setblocking(False)
+        self.master.add_select(self.chan.fileno(), selectors.EVENT_READ, self._on_channel)
+        router.activate(errh)
+        self.master.driver()
+        if not self.closing:
+            self.send({"ev": "stopped"})
+        if self.router is not None:
+            self.router.cleanup()
+        self.master.close()
+        return EXIT_OK
+
+    def _on_term(self, signo: int, _frame: Any) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.router is not None:
+            self.router.set_runcount(STOP_RUNCOUNT)
+        self.master.request_stop()
+
+    # -- requests ---------------------------------------------------------------------
+    def _on_channel(self, fd: int, events: int) -> None:
+        while True:
+            try:
+                msg, fds = channel.recv(self.chan, nonblock=True)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                msg, fds = None, []
+            for extra_fd in fds:
+                os.close(extra_fd)
+            if msg is None:
+                # the daemon went away: stop
+                self.closing = True
+                self.master.remove_select(fd, selectors.EVENT_READ)
+                self._stop()
+                return
+            try:
+                reply = self.handle(msg)
+            except Exception as e:  # noqa: BLE001 - a bad request must not kill the instance
+                traceback.print_exc()
+                reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+            if "id" in msg:
+                reply["id"] = msg["id"]
+                self.chan.setblocking(True)
+                try:
+                    self.send(reply)
+                finally:
+                    self.chan.setblocking(False)
+
+    def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        op = msg.get("op")
+        if op == "read":
+            r = self.backend.read(str(msg.get("handler", "")), str(msg.get("param", "")))
+            return _reply(r)
+        if op == "write":
+            r = self.backend.write(str(msg.get("handler", "")), str(msg.get("value", "")))
+            return _reply(r)
+        if op == "counts":
+            return {"ok": True, "elements": self.watch.counts() if self.watch else [],
+                    "first_packet": self.times.get("first_packet")}
+        if op == "install":
+            return self.install(str(msg.get("config", "")), msg.get("filename") or "config")
+        if op == "stop":
+            self._stop()
+            return {"ok": True}
+        if op == "ping":
+            return {"ok": True, "t": time.monotonic()}
+        return {"ok": False, "error": f"unknown request '{op}'"}
+
+    def install(self, text: str, filename: str) -> dict[str, Any]:
+        """Hot-swap: build the new router next to the old one, hand state over, switch."""
+        old = self.router
+        errh = _TeeErrorHandler()
+        new = self.build(text, filename, errh, hotswap=old)
+        if new is None:
+            return {"ok": False, "errors": [ln for ln in errh.lines if ln]}
+        watch = self._pending_watch
+        new.activate(errh)
+        self.router, self.watch = new, watch
+        self.backend.router = new
+        if old is not None:
+            old.cleanup()
+        return {"ok": True, "warnings": [ln for ln in errh.lines if ln]}
+
+
+class _TeeErrorHandler(ReplyErrorHandler):
+    """Collects lines for the reply and prints them to the instance's log."""
+
+    def _emit(self, text: str) -> None:
+        super()._emit(text)
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        sys.stderr.flush()
+
+
+def _reply(r: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"ok": r.ok, "code": r.code, "messages": list(r.messages)}
+    if r.data is not None:
+        out["value"] = r.data.decode("latin-1")
+    return out
+
+
+def child_main(chan_fd: int, namespaces: list[str], prewarm: int = 0,
+               cgroup_procs: list[str] | None = None) -> NoReturn:
+    """Entry point in a freshly forked child of the zygote; never returns."""
+    rc = EXIT_INTERNAL
+    try:
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        isolation = sandbox.prepare(namespaces, cgroup_procs)
+        chan = socket.socket(fileno=chan_fd)
+        if prewarm:
+            warm_boot(prewarm)
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        rc = Instance(chan, isolation).main()
+    except SystemExit as e:
+        rc = e.code if isinstance(e.code, int) else EXIT_INTERNAL
+    except BaseException:  # noqa: BLE001 - report anything, then exit
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(rc)
+
+
+def freeze() -> None:
+    """What the zygote does once warm: collect, then keep the GC off everything
+    that exists (so children do not dirty shared pages by scanning them)."""
+    gc.collect()
+    gc.freeze()
+    with contextlib.suppress(Exception):
+        # hand freed heap pages back: fewer pages to map into every child
+        sandbox.libc().malloc_trim(0)
