@@ -495,3 +495,21 @@ def test_performance_1000_elements() -> None:
     assert len(cfg.elements) == 1000 + 100 + 2
     assert len(cfg.connections) == len(cfg.elements) - 1
     assert elapsed < 0.5
+
+
+def test_extension_of_primitive_class() -> None:
+    cfg = parse_ok("elementclass Queue {\n"
+                   "  $cap, $rate | input -> Queue($cap) -> Print($rate) -> output || ... }\n"
+                   "Idle -> Queue(10, 5) -> Queue(10) -> q :: Queue -> Idle;")
+    assert [(e.name, e.class_name, e.config) for e in cfg.elements] == [
+        ("Idle@1", "Idle", ""), ("Queue@3", "Queue", "10"), ("q", "Queue", ""), ("Idle@5", "Idle", ""),
+        ("Queue@2/Queue@1", "Queue", "10"), ("Queue@2/Print@2", "Print", "5")]
+
+
+def test_extension_after_several_overloads() -> None:
+    # '...' continues with the earlier definition even after two alternatives
+    cfg = parse_ok("elementclass Foo { $a | input -> Print(1) -> output }\n"
+                   "elementclass Foo { $a, $b | input -> Print(2) -> output\n"
+                   "|| $a, $b, $c | input -> Print(3) -> output || ... }\n"
+                   "Idle -> Foo(x) -> Foo(x, y) -> Foo(x, y, z) -> Idle;")
+    assert [e.config for e in cfg.elements if e.class_name == "Print"] == ["1", "2", "3"]

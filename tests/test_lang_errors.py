@@ -47,6 +47,8 @@ CASES = [
     ("a :: Idle; a [x] -> Idle;", ["A.click:1: syntax error: port number should be integer"]),
     ("a :: Idle; a [99999999999] -> Idle;", ["A.click:1: syntax error: port number should be integer"]),
     ("a :: Idle; a [0 1] -> Idle;", ["A.click:1: syntax error: expected ','"]),
+    # (not in Click, which would try to allocate the ports)
+    ("a :: Idle; a [70000] -> Idle;", ["A.click:1: syntax error: port number too large"]),
     ("a :: Idle; a [ -> Idle;", ["A.click:1: syntax error: expected port number"]),
     ("a :: Idle; Idle -> [1] ;", ["A.click:1: stranded port ignored", "A.click:1: syntax error near ';'"]),
     ("[1] a :: Idle;", ["A.click:1: input ports ignored at start of chain"]),

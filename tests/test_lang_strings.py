@@ -76,6 +76,7 @@ def test_quote_format() -> None:
     assert quote("") == '""'
     assert quote('a"$\\\n') == '"a\\"\\$\\\\\\n"'
     assert quote("\x01") == '"\\001"'
+    assert quote("\xe9\u20ac") == '"\\351\u20ac"'
 
 
 def test_parse_string_word_keyword() -> None:
@@ -109,7 +110,8 @@ def test_parse_int_prefix() -> None:
 def test_printable() -> None:
     assert printable("abc") == "abc"
     assert printable("\x01\x7f") == "^A\\177"
-    assert printable("é") == "\\303\\251"
+    assert printable("\xe9") == "\\351"      # a Latin-1 byte
+    assert printable("\u20ac") == "\\342\\202\\254"
 
 
 def env_with(**values: str) -> VariableEnvironment:

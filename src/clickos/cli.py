@@ -148,18 +148,30 @@ def click_flatten_main(argv: list[str] | None = None) -> int:
     while i < len(argv):
         a = argv[i]
         i += 1
-        if a in ("-e", "--expression"):
-            expr = argv[i]
-            i += 1
-        elif a.startswith("--expression="):
-            expr = a.split("=", 1)[1]
-        elif a in ("-f", "--file"):
-            file = argv[i]
-            i += 1
-        elif a in ("-o", "--output"):
-            output = argv[i]
-            i += 1
-        elif _DEFINE.match(a):
+        value: str | None = None
+        for short, long_ in (("-e", "--expression"), ("-f", "--file"), ("-o", "--output")):
+            if a in (short, long_):
+                if i >= len(argv):
+                    errh.error(f"click-flatten: '{a}' requires a value")
+                    return 1
+                value = argv[i]
+                i += 1
+            elif a.startswith(long_ + "="):
+                value = a[len(long_) + 1:]
+            elif a.startswith(short) and len(a) > 2 and not a.startswith("--"):
+                value = a[2:]
+            else:
+                continue
+            if short == "-e":
+                expr = value
+            elif short == "-f":
+                file = value
+            else:
+                output = value
+            break
+        if value is not None:
+            continue
+        if _DEFINE.match(a):
             n, _, v = a.partition("=")
             defines[n] = v
         elif a.startswith("-") and a != "-":
@@ -178,7 +190,7 @@ def click_flatten_main(argv: list[str] | None = None) -> int:
         except OSError as e:
             errh.error(f"{file}: {e.strerror}")
             return 1
-    flat = parse_config(text, fname, errh=errh, defines=defines)
+    flat = parse_config(text, fname, errh=errh, defines=defines, expand_globals=False)
     if flat is None:
         return 1
     out = flat.unparse_tool() if hasattr(flat, "unparse_tool") else flat.unparse()
@@ -264,6 +276,20 @@ def _cmd_bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+# -- instances (vm helper): `clickos daemon`, `clickos vm ...` --------------------------------
+def _cmd_daemon(argv: list[str]) -> int:
+    from clickos.vm.cli import daemon_main
+
+    return daemon_main(argv)
+
+
+def _cmd_vm(argv: list[str]) -> int:
+    from clickos.vm.cli import vm_main
+
+    return vm_main(argv)
+# -- end instances ----------------------------------------------------------------------------
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "run": (_cmd_run, "run a configuration (Click's driver options)"),
     "flatten": (_cmd_flatten, "print a configuration with compound elements expanded"),
@@ -272,6 +298,8 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "doc": (_cmd_doc, "print an element's manual"),
     "demo": (_cmd_demo, "run the shipped demo configuration on generated traffic"),
     "bench": (_cmd_bench, "benchmarks (bench run CONFIG, bench click ...)"),
+    "daemon": (_cmd_daemon, "run the instance daemon (REST API on a Unix socket)"),  # vm helper
+    "vm": (_cmd_vm, "create, list, reconfigure, stop and destroy instances"),  # vm helper
 }
 
 

@@ -63,8 +63,16 @@ def _print_row(label: str, r: dict[str, float | None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # -- instances (vm helper): `clickos bench boot` parses its own options ----------------
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in and args_in[0] == "boot":
+        from clickos.bench.boot import main as boot_main
+
+        return boot_main(args_in[1:])
+    # -- end instances ------------------------------------------------------------------------
     ap = argparse.ArgumentParser(prog="clickos bench")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("boot", help="instance boot time and idle memory (clickos bench boot --help)")  # vm helper
     r = sub.add_parser("run", help="measure ac.rate of a configuration")
     r.add_argument("config")
     r.add_argument("--click", help="path of Click's userlevel click binary, to compare")

@@ -322,8 +322,11 @@ class Router:
                     e.initialize(cerrh)
                     ok = cerrh.nerrors == 0
                 except ClickError as ex:
-                    for line in str(ex).split("\n"):
-                        cerrh.error(line)
+                    if str(ex):
+                        for line in str(ex).split("\n"):
+                            cerrh.error(line)
+                    elif e.cast("Error") is None:
+                        cerrh.error("unspecified error")
                     ok = False
                 if ok:
                     self._stage[i] = CLEANUP_INITIALIZED

@@ -309,9 +309,9 @@ def unquote(text: str) -> str:
 def quote(text: str, allow_newlines: bool = False) -> str:
     """Return a double-quoted form of ``text`` that :func:`unquote` turns back into ``text``.
 
-    Control characters and DEL become octal escapes as in Click.  Non-ASCII
-    characters are kept as they are: Click escapes their UTF-8 bytes, but our
-    strings are Unicode and elements unquote them back to the same characters.
+    Control characters and characters 127-255 become octal escapes, as Click
+    does for bytes (configuration files are read as Latin-1, one character per
+    byte).  Characters beyond U+00FF cannot come from a file and are kept.
     """
     out = ['"']
     for c in text:
@@ -323,7 +323,7 @@ def quote(text: str, allow_newlines: bool = False) -> str:
             out.append("\\r")
         elif c == "\n":
             out.append("\n" if allow_newlines else "\\n")
-        elif ord(c) < 32 or ord(c) == 127:
+        elif ord(c) < 32 or 127 <= ord(c) < 256:
             out.append(f"\\{ord(c):03o}")
         else:
             out.append(c)
@@ -390,7 +390,8 @@ def parse_keyword(text: str) -> tuple[str, str] | None:
 
 def printable(text: str) -> str:
     """Click's ``String::printable``: ``^X`` for control characters, octal escapes
-    for DEL and for the UTF-8 bytes of non-ASCII characters."""
+    for characters 127-255 (bytes, as text is read as Latin-1) and for the UTF-8
+    bytes of anything beyond."""
     if all(32 <= ord(c) < 127 for c in text):
         return text
     out = []
@@ -400,8 +401,8 @@ def printable(text: str) -> str:
             out.append(c)
         elif o < 32:
             out.append("^" + chr(o + 64))
-        elif o == 127:
-            out.append("\\177")
+        elif o < 256:
+            out.append(f"\\{o:03o}")
         else:
             out.extend(f"\\{b:03o}" for b in c.encode("utf-8", "surrogatepass"))
     return "".join(out)

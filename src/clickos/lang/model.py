@@ -43,6 +43,9 @@ class FlatConfig:
         """Flattened text in ``click-flatten``'s style (with line directives)."""
         return unparse_flatten(self)
 
+    # The command-line driver looks for this name.
+    unparse_tool = unparse_flatten
+
     def config_string(self) -> str:
         """What Click's global ``config`` read handler returns."""
         if any(rtype == "compact_config" for rtype, _ in self.requirements):

@@ -36,6 +36,7 @@ from .confparse import (
     split_args,
     split_words,
 )
+from .connections import PortGroup, match_ports
 from .expand import TunnelTable
 from .lexer import (
     ARROW,
@@ -77,19 +78,6 @@ def _has_numeric_component(name: str) -> bool:
     if len(parts) > 1 and parts[-1] == "":
         parts.pop()
     return any(not p or (p.isdigit() and p.isascii()) for p in parts) if name else False
-
-
-class PortGroup:
-    """One element reference inside a connection, with its port lists.
-
-    A port list may end with -1, which marks it as expandable (``[n, ]``/``[]``)."""
-
-    __slots__ = ("idx", "ins", "outs")
-
-    def __init__(self) -> None:
-        self.idx = -1
-        self.ins: list[int] = []
-        self.outs: list[int] = []
 
 
 class ElementDecl:
@@ -561,87 +549,10 @@ class Parser:
                             else "input ports ignored at start of chain")
                 break
 
-    @staticmethod
-    def _analyze_ports(groups: list[PortGroup], isoutput: bool) -> tuple[int, int]:
-        """Minimum number of ports a side provides, and how many of its groups are
-        expandable (port list ending in -1)."""
-        minimum = expandable = 0
-        for g in groups:
-            ports = g.outs if isoutput else g.ins
-            n = len(ports)
-            if n <= 1:
-                minimum += 1
-            elif ports[-1] == -1:
-                minimum += n - 1
-                expandable += 1
-            else:
-                minimum += n
-        return minimum, expandable
-
     def connect_all(self, outputs: list[PortGroup], inputs: list[PortGroup], connector: str) -> None:
-        """Connect two element lists: one-to-many, many-to-one, or (with ``=>``)
-        port by port."""
-        minp = [0, 0]
-        expandable = [0, 0]
-        minp[1], expandable[1] = self._analyze_ports(outputs, True)
-        minp[0], expandable[0] = self._analyze_ports(inputs, False)
-        if expandable[0] + expandable[1] > 1:
-            self.lerror("at most one expandable port allowed per connection")
-            expandable[1 if minp[0] < minp[1] else 0] = 0
-        if connector == ARROW2:
-            # With '=>' a lone element without ports expands to match the other side.
-            for k, side in ((0, inputs), (1, outputs)):
-                if not side:
-                    continue
-                first_ports = side[0].outs if k else side[0].ins
-                if minp[k] == 1 and minp[1 - k] > 1 and not first_ports:
-                    expandable[k] = 1
-        step = [minp[k] > 1 or bool(expandable[k]) for k in (0, 1)]
-        extra = [minp[1 - k] - minp[k] if expandable[k] else 0 for k in (0, 1)]
-        if step[0] and step[1]:
-            if connector != ARROW2:
-                self.lerror("syntax error: many-to-many connections require '=>'")
-            if not expandable[0] and not expandable[1] and minp[0] != minp[1]:
-                self.lerror(f"connection mismatch: {minp[1]} outputs connected to {minp[0]} inputs")
-            elif not expandable[0] and minp[0] < minp[1]:
-                self.lerror(f"connection mismatch: {minp[1]} or more outputs connected to {minp[0]} inputs")
-            elif not expandable[1] and minp[1] < minp[0]:
-                self.lerror(f"connection mismatch: {minp[1]} outputs connected to {minp[0]} or more inputs")
-        elif not step[0] and not step[1]:
-            step[0] = True
-
-        sides = (inputs, outputs)
-        pos = [0, 0]        # current element list position on each side
-        ppos = [0, 0]       # position within that element's port list
-        port = [-1, -1]
         landmark = self.file.landmark()
-        c = self.c
-        while pos[0] < len(inputs) and pos[1] < len(outputs):
-            for k in (0, 1):
-                if port[k] < 0:
-                    g = sides[k][pos[k]]
-                    plist = g.outs if k else g.ins
-                    port[k] = plist[0] if plist else 0
-            c.connect(outputs[pos[1]].idx, port[1], inputs[pos[0]].idx, port[0], landmark)
-            for k in (0, 1):
-                if not step[k]:
-                    continue
-                g = sides[k][pos[k]]
-                plist = g.outs if k else g.ins
-                np = len(plist)
-                ppos[k] += 1
-                if ppos[k] < np and plist[ppos[k]] >= 0:
-                    port[k] = plist[ppos[k]]
-                elif np and plist[-1] == -1 and extra[k] > 0:
-                    port[k] = plist[np - 2] + ppos[k] - (np - 2)
-                    extra[k] -= 1
-                elif np == 0 and minp[k] == 1 and extra[k] > 0:
-                    port[k] = ppos[k]
-                    extra[k] -= 1
-                else:
-                    port[k] = -1
-                    ppos[k] = 0
-                    pos[k] += 1
+        for f, fp, t, tp in match_ports(outputs, inputs, connector == ARROW2, self.lerror):
+            self.c.connect(f, fp, t, tp, landmark)
 
     # -- groups and compounds -------------------------------------------------------
     def group(self, ps: ParseState) -> None:
@@ -833,7 +744,7 @@ class Parser:
         self.libraries.append(path)
         try:
             with open(path, "rb") as f:
-                data = f.read().decode("utf-8", "replace")
+                data = f.read().decode("latin-1")   # bytes as characters, like the driver
         except (OSError, ValueError) as err:   # ValueError: NUL in the name
             reason = getattr(err, "strerror", None) or "No such file or directory"
             self.errh.error(f"{path}: {reason}", self.file.landmark())

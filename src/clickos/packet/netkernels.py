@@ -112,7 +112,7 @@ def pseudo_cksum(data: np.ndarray, s: int, ip: int, proto: int, tlen: int, parti
     dst_at = ip + 16
     if hl > 20:
         o = ip + 20
-        end = ip + hl
+        end = min(ip + hl, data.shape[1])
         while o < end:
             t = data[s, o]
             if t == 1:
@@ -205,7 +205,10 @@ def mark_ip_header(data: np.ndarray, off: np.ndarray, nh: np.ndarray, th: np.nda
         s = idx[i]
         ip = np.int64(off[s]) + offset
         nh[s] = ip
-        th[s] = ip + (np.int64(data[s, ip] & 0xF) << 2)
+        if 0 <= ip < data.shape[1]:
+            th[s] = ip + (np.int64(data[s, ip] & 0xF) << 2)
+        else:
+            th[s] = ip
 
 
 @_jit
@@ -216,8 +219,10 @@ def dec_ip_ttl(data: np.ndarray, nh: np.ndarray, idx: np.ndarray, multicast: boo
     nexp = 0
     for i in range(idx.shape[0]):
         s = idx[i]
-        ip = nh[s]
+        ip = np.int64(nh[s])
         out[i] = 0
+        if ip < 0 or ip + 20 > data.shape[1]:
+            continue
         if not multicast and (data[s, ip + 16] & 0xF0) == 0xE0:
             continue
         if data[s, ip + 8] <= 1:
@@ -255,7 +260,9 @@ def set_ip_dscp(data: np.ndarray, nh: np.ndarray, idx: np.ndarray, dscp: int) ->
     """SetIPDSCP: replace the DSCP bits of the TOS byte, updating the checksum."""
     for i in range(idx.shape[0]):
         s = idx[i]
-        ip = nh[s]
+        ip = np.int64(nh[s])
+        if ip < 0 or ip + 20 > data.shape[1]:
+            continue
         old = get16(data, s, ip)
         data[s, ip + 1] = (data[s, ip + 1] & 3) | dscp
         put16(data, s, ip + 10, update_cksum(get16(data, s, ip + 10), old, get16(data, s, ip)))
@@ -267,9 +274,11 @@ def mark_ip_ce(data: np.ndarray, nh: np.ndarray, idx: np.ndarray, force: bool, o
     nbad = 0
     for i in range(idx.shape[0]):
         s = idx[i]
-        ip = nh[s]
-        ecn = data[s, ip + 1] & 3
+        ip = np.int64(nh[s])
         out[i] = 0
+        if ip < 0 or ip + 20 > data.shape[1]:
+            continue
+        ecn = data[s, ip + 1] & 3
         if ecn == 0 and not force:
             out[i] = 1
             nbad += 1
@@ -296,8 +305,11 @@ def store_ip_address(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: 
         out[i] = 0
         if (a != 0 or use_addr) and offset >= 0 and offset + 4 <= length[s]:
             put32(data, s, np.int64(off[s]) + offset, a)
-        elif offset < 0 and offset >= -16 and nh[s] >= 0 and th[s] - nh[s] >= 20:
-            ip = nh[s]
+        elif offset >= -16 and nh[s] >= 0 and th[s] - nh[s] >= 20 and 0 <= nh[s] - offset \
+                and nh[s] + 20 <= data.shape[1] and nh[s] - offset + 4 <= data.shape[1]:
+            # (Click also takes this path for a numeric OFFSET whose write was skipped,
+            # storing at the network header minus OFFSET)
+            ip = np.int64(nh[s])
             at = ip - offset
             o = get16(data, s, at) + get16(data, s, at + 2)
             o = (o + (o >> 16)) & 0xFFFF
@@ -345,6 +357,8 @@ def ether_mirror(data: np.ndarray, off: np.ndarray, idx: np.ndarray) -> None:
     for i in range(idx.shape[0]):
         s = idx[i]
         o = off[s]
+        if o + 12 > data.shape[1]:
+            continue
         for k in range(6):
             t = data[s, o + k]
             data[s, o + k] = data[s, o + 6 + k]
@@ -358,6 +372,8 @@ def ether_rewrite(data: np.ndarray, off: np.ndarray, mac: np.ndarray, idx: np.nd
     for i in range(idx.shape[0]):
         s = idx[i]
         o = mac[s] if mac[s] >= 0 else off[s]
+        if o + 12 > data.shape[1]:
+            continue
         for k in range(12):
             data[s, o + k] = hdr[k]
 
@@ -371,6 +387,8 @@ def host_ether_filter(data: np.ndarray, off: np.ndarray, length: np.ndarray, pty
         s = idx[i]
         e = np.int64(off[s]) + offset
         out[i] = 0
+        if e + 12 > data.shape[1]:
+            continue
         own = True
         for k in range(6):
             if data[s, e + 6 + k] != addr[k]:
@@ -490,14 +508,14 @@ def check_transport(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: n
             t = th[s] if th[s] >= 0 else ip + iph_len
             if proto == 6:
                 tl = get16(data, s, ip + 2) - iph_len
-                hl = np.int64(data[s, t + 12] >> 4) << 2 if t + 13 <= end else 0
-                if hl < 20 or tl < hl or ip + iph_len + tl > end:
+                hl = np.int64(data[s, t + 12] >> 4) << 2 if 0 <= t and t + 13 <= end else 0
+                if hl < 20 or tl < hl or ip + iph_len + tl > end or t + tl > end:
                     v = 2
                 elif pseudo_cksum(data, s, ip, 6, tl, in_cksum(data, s, t, tl)) != 0:
                     v = 3
             else:
-                tl = get16(data, s, t + 4) if t + 8 <= end else 0
-                if tl < 8 or ip + iph_len + tl > end:
+                tl = get16(data, s, t + 4) if 0 <= t and t + 8 <= end else 0
+                if tl < 8 or ip + iph_len + tl > end or t + tl > end:
                     v = 2
                 elif get16(data, s, t + 6) != 0 and \
                         pseudo_cksum(data, s, ip, 17, tl, in_cksum(data, s, t, tl)) != 0:
@@ -523,7 +541,7 @@ def check_icmp(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.nda
         else:
             t = th[s] if th[s] >= 0 else ip + (np.int64(data[s, ip] & 0xF) << 2)
             n = end - t
-            if n < 8:
+            if n < 8 or t < 0:
                 v = 2
             else:
                 ty = data[s, t]
@@ -554,7 +572,7 @@ def set_transport_checksum(data: np.ndarray, off: np.ndarray, length: np.ndarray
         t = th[s]
         end = np.int64(off[s]) + length[s]
         out[i] = 1
-        if ip < 0 or t < 0 or t > end:
+        if ip < 0 or t < 0 or t > end or ip + 20 > end:
             nbad += 1
             continue
         tlen_avail = end - t

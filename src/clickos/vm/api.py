@@ -38,6 +38,7 @@ import socketserver
 import sys
 import threading
 import traceback
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -60,6 +61,16 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
                                                                              "POST": "write"}),
     (re.compile(r"^/instances/(?P<name>[^/]+)/logs$"), {"GET": "logs"}),
 ]
+
+
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+class _Headers(dict):
+    """Request headers by lower-cased name."""
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name.lower(), default)
 
 
 class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -103,6 +114,38 @@ class ApiHandler(BaseHTTPRequestHandler):
             sys.stderr.write(f"clickos api: {format % args}\n")
 
     # -- plumbing ----------------------------------------------------------------------
+    def parse_request(self) -> bool:
+        """The request line and headers, parsed directly (the base class runs
+        the ``email`` package's parser, which costs more than a handler call)."""
+        line = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n")
+        self.requestline = line
+        self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self.send_error(400, f"Bad request line {line!r}")
+            return False
+        self.command, self.path, self.request_version = parts
+        headers = _Headers()
+        while True:
+            raw = self.rfile.readline(65537)
+            if len(raw) > 65536 or len(headers) > 100:
+                self.send_error(431, "Request header fields too large")
+                return False
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, sep, value = raw.decode("iso-8859-1").partition(":")
+            if not sep:
+                self.send_error(400, "Bad header line")
+                return False
+            headers[name.strip().lower()] = value.strip()
+        self.headers = headers  # type: ignore[assignment]
+        conn = headers.get("connection", "").lower()
+        self.close_connection = conn == "close" or (self.request_version == "HTTP/1.0" and conn != "keep-alive")
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
+
     def _send(self, status: int, payload: Any, content_type: str = "application/json") -> None:
         if status == 204:
             body = b""
@@ -110,13 +153,16 @@ class ApiHandler(BaseHTTPRequestHandler):
             body = payload.encode() if isinstance(payload, str) else payload
         else:
             body = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
-        self.send_response(status)
-        if body or status != 204:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+        reason = _REASONS.get(status, "")
+        head = f"HTTP/1.1 {status} {reason}\r\nServer: clickos\r\nContent-Length: {len(body)}\r\n"
+        if status != 204:
+            head += f"Content-Type: {content_type}\r\n"
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        # one write: headers and body in the same segment
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+        if self.server.verbose:
+            self.log_request(status, len(body))
 
     def _body(self) -> Any:
         n = int(self.headers.get("Content-Length") or 0)

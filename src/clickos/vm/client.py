@@ -15,7 +15,7 @@ lines).  One keep-alive connection is reused across calls.
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
 import os
 import socket
@@ -41,35 +41,26 @@ class ApiError(Exception):
         self.body = body or {}
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            s.settimeout(self.timeout)
-        try:
-            s.connect(self.unix_path)
-        except OSError:
-            s.close()
-            raise
-        self.sock = s
-
-
 class Client:
-    """Calls the daemon; every method returns the decoded JSON answer."""
+    """Calls the daemon; every method returns the decoded JSON answer.
+
+    The transport is a few lines of HTTP/1.1 over one kept-alive Unix socket
+    connection (the daemon always answers with a Content-Length).
+    """
 
     def __init__(self, socket_path: str | None = None, timeout: float | None = 60.0) -> None:
         self.socket_path = socket_path or default_socket()
         self.timeout = timeout
-        self._conn: _UnixConnection | None = None
+        self._sock: socket.socket | None = None
+        self._rfile: Any = None
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._rfile.close()
+                self._sock.close()
+            self._sock = None
+            self._rfile = None
 
     def __enter__(self) -> Client:
         return self
@@ -78,25 +69,63 @@ class Client:
         self.close()
 
     # -- transport -----------------------------------------------------------------------
+    def _connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            s.connect(self.socket_path)
+        except OSError:
+            s.close()
+            raise
+        self._sock = s
+        self._rfile = s.makefile("rb")
+
+    def _exchange(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        assert self._sock is not None
+        self._sock.sendall(request)
+        status_line = self._rfile.readline(65537)
+        if not status_line:
+            raise ConnectionResetError("the daemon closed the connection")
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise ConnectionError(f"bad status line {status_line!r}")
+        status = int(parts[1])
+        headers: dict[str, str] = {}
+        while True:
+            line = self._rfile.readline(65537)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        body = self._rfile.read(n) if n else b""
+        if len(body) != n:
+            raise ConnectionResetError("short answer from the daemon")
+        return status, headers, body
+
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """Send one request; return the decoded answer or raise ApiError."""
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\nHost: clickos\r\nContent-Length: {len(data)}\r\n"
+        if data:
+            head += "Content-Type: application/json\r\n"
+        request = head.encode("latin-1") + b"\r\n" + data
         for attempt in (0, 1):
-            if self._conn is None:
-                self._conn = _UnixConnection(self.socket_path, self.timeout)
+            fresh = self._sock is None
+            if fresh:
+                self._connect()
             try:
-                self._conn.request(method, path, body=data, headers=headers)
-                resp = self._conn.getresponse()
-                raw = resp.read()
+                status, headers, raw = self._exchange(request)
                 break
-            except (ConnectionError, http.client.RemoteDisconnected, http.client.CannotSendRequest,
-                    http.client.BadStatusLine, BrokenPipeError):
-                # a kept-alive connection the server closed: reconnect once
+            except (ConnectionError, BrokenPipeError):
+                # a kept-alive connection the daemon closed: reconnect once
                 self.close()
-                if attempt:
+                if attempt or fresh:
                     raise
-        if resp.will_close:
+            except BaseException:
+                self.close()
+                raise
+        if headers.get("connection", "").lower() == "close":
             self.close()
         payload: Any = None
         if raw:
@@ -104,9 +133,9 @@ class Client:
                 payload = json.loads(raw)
             except ValueError:
                 payload = raw.decode("utf-8", "replace")
-        if resp.status >= 400:
+        if status >= 400:
             err = payload.get("error", {}) if isinstance(payload, dict) else {}
-            raise ApiError(resp.status, err.get("message") or str(payload), err.get("details"),
+            raise ApiError(status, err.get("message") or str(payload), err.get("details"),
                            payload if isinstance(payload, dict) else None)
         return payload
 

@@ -49,6 +49,7 @@ RESTART_POLICIES = ("no", "on-failure", "always")
 WAIT_MODES = ("none", "ready", "first-packet")
 STABLE_SECONDS = 10.0     # a run this long resets the back-off
 EXIT_CONFIG = 2
+POOL_REFILL_DELAY = 0.02  # seconds after a boot before the pool is topped up
 
 
 class ApiError(Exception):
@@ -152,7 +153,7 @@ class Proc:
     """A process forked from the zygote: pooled (no record yet) or an instance's."""
 
     __slots__ = ("token", "chan", "pid", "pidfd", "record", "pending", "warm", "ready", "exit_waiter",
-                 "killed", "stopped_router", "cgroup")
+                 "killed", "stopped_router", "cgroup", "control_tmp")
 
     def __init__(self, token: int, chan: socket.socket) -> None:
         self.token = token
@@ -167,6 +168,7 @@ class Proc:
         self.killed = False
         self.stopped_router = False
         self.cgroup: CgroupSet | None = None
+        self.control_tmp: str | None = None
 
 
 @dataclass
@@ -203,6 +205,9 @@ class Record:
     log_path: str = ""
     control_path: str | None = None
     boot_source: str = ""
+    ready_seen_mono: float = 0.0
+    boot_sent_mono: float = 0.0
+    first_seen_mono: float = 0.0
 
     def event(self, what: str, **info: Any) -> None:
         e = {"time": time.time(), "event": what}
@@ -389,6 +394,10 @@ class Daemon:
         proc = Proc(next(self._tokens), ours)
         self.procs_by_token[proc.token] = proc
         msg: dict[str, Any] = {"op": "fork", "id": proc.token, "prewarm": prewarm}
+        if self.cfg.control_sockets:
+            # bound by the child now, renamed to the instance's name at boot
+            proc.control_tmp = os.path.join(self.sock_dir, f".p{proc.token}.sock")
+            msg["control_socket"] = proc.control_tmp
         if self.cgroups is not None and self.cgroups.available:
             # one cgroup per process, joined by the child right after the fork;
             # the instance's limits are written into it when it is assigned
@@ -458,6 +467,9 @@ class Daemon:
         if proc.cgroup is not None and self.cgroups is not None and proc.record is None:
             self.cgroups.remove(proc.cgroup, timeout=1.0)
             proc.cgroup = None
+        if proc.control_tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(proc.control_tmp)
         for w in proc.pending.values():
             w.set(_GONE)
         proc.pending.clear()
@@ -513,9 +525,12 @@ class Daemon:
             except Exception as e:  # noqa: BLE001 - a timer must not kill the supervisor
                 self._daemon_event("timer failed", error=f"{type(e).__name__}: {e}")
 
-    def _at(self, when: float, fn: Callable[[], None]) -> None:
+    def _at(self, when: float, fn: Callable[[], None], wake: bool = True) -> None:
+        """Run ``fn`` in the supervisor thread at ``when`` (``wake=False`` from the
+        supervisor thread itself, which recomputes its timeout every turn)."""
         heapq.heappush(self._timers, (when, next(self._timer_seq), fn))
-        self._wake()
+        if wake:
+            self._wake()
 
     def _zygote_readable(self) -> None:
         assert self.zygote_sock is not None
@@ -612,7 +627,15 @@ class Daemon:
                 rec.problems = list(msg.get("problems") or [])
                 rec.boot_times = dict(msg.get("times") or {})
                 rec.event("started", pid=proc.pid, run=rec.run)
+                rec.ready_seen_mono = time.monotonic()
+                if msg.get("first_packet"):
+                    rec.first_packet_mono = float(msg["first_packet"])
+                    rec.first_seen_mono = rec.ready_seen_mono
+                    rec.first_waiter.set(rec.first_packet_mono)
                 rec.ready_waiter.set(("ready", msg))
+            # Refill the pool now that this boot is done, a little later, so that
+            # forking and warming the replacement does not compete with it.
+            self._at(time.monotonic() + POOL_REFILL_DELAY, self._refill, wake=False)
             return
         for fd in fds:
             os.close(fd)
@@ -624,6 +647,7 @@ class Daemon:
             rec.ready_waiter.set(("failed", rec.boot_errors))
         elif ev == "first_packet" and rec is not None:
             rec.first_packet_mono = float(msg.get("t") or time.monotonic())
+            rec.first_seen_mono = time.monotonic()
             rec.first_waiter.set(rec.first_packet_mono)
         elif ev == "stopped":
             proc.stopped_router = True
@@ -635,10 +659,13 @@ class Daemon:
         self._forget(proc)
         if proc in self.pool:
             self.pool.remove(proc)
-            self._fill_pool()
+        self._fill_pool()
         if rec is None or rec.proc is not proc:
             return
         rec.proc = None
+        if rec.control_path:
+            with contextlib.suppress(OSError):
+                os.unlink(rec.control_path)
         code = os.waitstatus_to_exitcode(status) if reason is None else -signal.SIGKILL
         info = self._explain(rec, proc, code, reason)
         if rec.cgroup is not None:
@@ -754,7 +781,10 @@ class Daemon:
         rec.launch_mono = time.monotonic()
         proc = self._take_proc()
         rec.boot_source = "warm pool" if proc.warm else ("pool" if proc.pid is not None else "fork")
-        self._fill_pool()
+        if proc.pid is not None and proc.warm is not None:
+            # pre-forked processes warm up at low priority; this one is needed now
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, proc.pid, 0)
         proc.record = rec
         rec.proc = proc
         limits = rec.limits
@@ -770,21 +800,21 @@ class Daemon:
         spec = SandboxSpec(name=rec.name, limits=limits.to_json(), cgroup_procs=[],
                            memory_cgroup=bool(cg and "memory" in cg.dirs), uid=uid, gid=uid)
         rec.control_path = os.path.join(self.sock_dir, f"{rec.name}.sock") if self.cfg.control_sockets else None
-        if rec.control_path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(rec.control_path)
         logfd = os.open(rec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            os.write(logfd, f"--- clickos: {rec.name} run {rec.run} starting at {stamp} ---\n".encode())
             boot = {"op": "boot", "sandbox": spec.to_json(), "config": rec.config, "filename": rec.filename,
-                    "stats": rec.stats, "control_socket": rec.control_path}
+                    "stats": rec.stats, "control_socket": rec.control_path, "run": rec.run}
             channel.send(proc.chan, boot, [logfd])
+            rec.boot_sent_mono = time.monotonic()
         except OSError as e:
             rec.event("boot message failed", error=str(e))
             self._signal(proc, signal.SIGKILL)
         finally:
             os.close(logfd)
+
+    def _refill(self) -> None:
+        with self.lock:
+            self._fill_pool()
 
     def _release(self, rec: Record, remove_files: bool) -> None:
         if rec.cgroup is not None and self.cgroups is not None:
@@ -828,6 +858,10 @@ class Daemon:
             if t is None:
                 raise ApiError(500, f"instance '{rec.name}' exited before forwarding a packet")
             timing["first_packet_ms"] = round((t - t0) * 1000, 3)
+            timing["first_packet_seen_ms"] = round((rec.first_seen_mono - t0) * 1000, 3)
+        timing["ready_seen_ms"] = round((rec.ready_seen_mono - t0) * 1000, 3)
+        timing["boot_sent_ms"] = round((rec.boot_sent_mono - t0) * 1000, 3)
+        timing["answer_ms"] = round((time.monotonic() - t0) * 1000, 3)
         return timing
 
     def _request(self, rec: Record, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
@@ -923,7 +957,7 @@ class Daemon:
                 self._drop(rec)
             raise
         with self.lock:
-            out = self._summary(rec)
+            out = self._summary(rec, memory=False)
         out["timing"] = timing
         return out
 
@@ -938,14 +972,16 @@ class Daemon:
             recs = list(self.records.values())
             return [self._summary(r) for r in recs]
 
-    def _summary(self, rec: Record) -> dict[str, Any]:
+    def _summary(self, rec: Record, memory: bool = True) -> dict[str, Any]:
+        """The instance as the API shows it; ``memory`` reads /proc/PID/smaps_rollup
+        (a walk of the process's page tables: about a millisecond)."""
         proc = rec.proc
         pid = proc.pid if proc is not None else None
         out: dict[str, Any] = {
             "name": rec.name, "state": rec.state, "pid": pid,
             "uptime_s": round(time.monotonic() - rec.started_mono, 3) if rec.started_mono else None,
             "restarts": rec.restarts, "restart": rec.restart.to_json(), "limits": rec.limits.to_json(),
-            "memory": memory_of(pid) if pid and proc is not None and proc.ready else None,
+            "memory": memory_of(pid) if memory and pid and proc is not None and proc.ready else None,
             "last_exit": rec.last_exit, "control_socket": rec.control_path if proc is not None else None,
             "log": rec.log_path,
         }
@@ -985,7 +1021,8 @@ class Daemon:
             return None if a is None else round((a - rec.launch_mono) * 1000, 3)  # type: ignore[operator]
 
         return {"source": rec.boot_source, "boot_message_ms": ms(t.get("boot")), "sandboxed_ms": ms(t.get("sandboxed")),
-                "router_built_ms": ms(t.get("built")), "first_packet_ms": ms(rec.first_packet_mono)}
+                "router_built_ms": ms(t.get("built")), "privileges_dropped_ms": ms(t.get("dropped")),
+                "first_packet_ms": ms(rec.first_packet_mono)}
 
     def start_instance(self, name: str, wait: str = "ready") -> dict[str, Any]:
         t0 = time.monotonic()
@@ -1006,7 +1043,7 @@ class Daemon:
                 rec.desired = "stopped"
             raise
         with self.lock:
-            out = self._summary(rec)
+            out = self._summary(rec, memory=False)
         out["timing"] = timing
         return out
 
@@ -1028,7 +1065,7 @@ class Daemon:
             self._signal(proc, signal.SIGKILL)
             proc.exit_waiter.wait(5)
         with self.lock:
-            return self._summary(rec)
+            return self._summary(rec, memory=False)
 
     def destroy(self, name: str) -> None:
         with self.lock:
@@ -1056,7 +1093,7 @@ class Daemon:
             rec.config = config
             rec.filename = filename
             rec.event("configuration installed")
-            out = self._summary(rec)
+            out = self._summary(rec, memory=False)
         out["warnings"] = r.get("warnings") or []
         return out
 

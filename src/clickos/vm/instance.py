@@ -20,9 +20,13 @@ Events the instance sends unasked: ``ready`` (or ``failed`` with Click's error
 lines), ``first_packet`` once the first packet has gone through an element,
 and ``stopped``.
 
-The instance also speaks Click's ControlSocket protocol on a Unix socket of
-its own when the daemon gives it a path: a ``ControlSocket(UNIX, path)``
-element is added to every configuration it runs.
+The instance also speaks Click's ControlSocket protocol
+(``Click::ControlSocket/1.3``) on a Unix socket of its own, so Click's own
+clients work: :class:`ControlServer` runs the sans-IO protocol of
+:mod:`clickos.control.protocol` over the same handler backend.  The socket
+belongs to the instance, not to a configuration, so it and its connections
+outlive every hot-swap; a pre-forked process binds it before it is assigned
+(at a temporary name it renames at boot), keeping it off the boot path.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from functools import partial
 from typing import Any, NoReturn
 
 from clickos.control.backend import ReplyErrorHandler, RouterBackend
+from clickos.control.protocol import ControlProtocol
 from clickos.core.errors import ErrorHandler
 from clickos.core.master import Master
 from clickos.core.portspec import PULL, PUSH
@@ -50,35 +55,143 @@ from clickos.vm import channel, sandbox
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_INTERNAL = 70
-CONTROL_SOCKET_ELEMENT = "clickos_vm@@ControlSocket"
+POOL_NICE = 10
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
 
 WARM_CONFIG = ("InfiniteSource(LIMIT 1, STOP false) -> c :: Counter -> Discard;\n"
                "Idle -> q :: Queue(10) -> Unqueue -> Discard;\n")
 
 
-def warm_boot(times: int = 1) -> None:
-    """Build and run a small router ``times`` times: compiles what is lazily
-    compiled, specialises the interpreter's bytecode, and (in a forked child)
-    takes the copy-on-write faults of the build path before it is timed."""
-    for _ in range(times):
-        master = Master()
-        errh = ErrorHandler(echo=False)
-        r = Router.from_text(WARM_CONFIG, "warm", errh, master=master)
-        if r is None:
-            r = Router.from_text(WARM_CONFIG.splitlines()[0], "warm", errh, master=master)
-        if r is None:
+def warm_boot(times: int = 1, mode: str = "dry") -> None:
+    """Boot a small instance ``times`` times, in this process, through the real
+    path (boot message, build, ready, driver, first packet, ControlSocket
+    client, handler read, counts, hot-swap, stop).  ``mode`` "dry" (in the
+    zygote) leaves out every step that changes the process; "warm" (in a
+    pre-forked process, already in its own namespaces) leaves out only
+    dropping privileges.
+
+    In the zygote this compiles what is compiled lazily and specialises the
+    interpreter's bytecode; in a pre-forked child it also takes the
+    copy-on-write faults of that path before the real boot is timed.
+    """
+    for i in range(times):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        path = f"/tmp/.clickos-warm-{os.getpid()}-{i}.sock"
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            inst = Instance(ours, [], listener=listen(path))
+            client.connect(path)
+            client.sendall(b"READ c.count\r\nWRITE c.reset\r\nREAD nosuch.h\r\nQUIT\r\n")
+            spec = sandbox.SandboxSpec(name="warm").to_json()
+            channel.send(theirs, {"op": "boot", "sandbox": spec, "config": WARM_CONFIG, "filename": "warm",
+                                  "stats": False, "control_socket": path})
+            for rid, req in enumerate(({"op": "read", "handler": "c.count"}, {"op": "counts"},
+                                       {"op": "write", "handler": "c.reset"},
+                                       {"op": "install", "config": WARM_CONFIG}, {"op": "ping"},
+                                       {"op": "stop"})):
+                channel.send(theirs, dict(req, id=rid))
+            inst.main(mode=mode)
+        except Exception:  # noqa: BLE001 - warming is best effort
+            traceback.print_exc()
+        finally:
+            client.close()
+            ours.close()
+            theirs.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def listen(path: str) -> socket.socket:
+    """A non-blocking Unix listener at ``path`` (mode 0600), for :class:`ControlServer`."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(path)
+        os.chmod(path, 0o600)
+        s.listen(16)
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class ControlServer:
+    """Click's ControlSocket protocol on the instance's own Unix socket.
+
+    The protocol logic is :class:`~clickos.control.protocol.ControlProtocol`;
+    handler calls go to the instance's :class:`RouterBackend`, which follows the
+    router across hot-swaps.  Sockets are serviced from the driver loop
+    (``master.add_select``).
+    """
+
+    def __init__(self, listener: socket.socket, backend: RouterBackend, master: Master) -> None:
+        self.listener = listener
+        self.backend = backend
+        self.master = master
+        self.conns: dict[int, tuple[socket.socket, ControlProtocol]] = {}
+        master.add_select(listener.fileno(), _READ, self._accept)
+
+    def _accept(self, fd: int, events: int) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            self.conns[sock.fileno()] = (sock, ControlProtocol(self.backend))
+            self.master.add_select(sock.fileno(), _READ, self._service)
+            self._service(sock.fileno(), _READ)
+
+    def _service(self, fd: int, events: int) -> None:
+        entry = self.conns.get(fd)
+        if entry is None:
             return
-        w = _Watch(r, lambda: None, stats=True)
-        r.activate(errh)
-        c = r.find("c")
-        for _ in range(100):
-            if c is None or getattr(c, "count", 1) >= 1:
+        sock, proto = entry
+        if events & _READ and not proto.input_closed:
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                data = b""
+            if data is not None:
+                proto.receive_data(data)
+        proto.process()
+        while proto.has_output and not proto.output_closed:
+            try:
+                n = sock.send(proto.peek_output())
+            except (BlockingIOError, InterruptedError):
                 break
-            master.driver_once()
-        w.counts()
-        RouterBackend(r).read("c.count", "")
-        r.cleanup()
-        master.close()
+            except OSError:
+                proto.close_output()
+                break
+            proto.output_sent(n)
+        if proto.finished:
+            self._close(fd)
+            return
+        if proto.has_output:
+            self.master.add_select(fd, _WRITE, self._service)
+        else:
+            self.master.remove_select(fd, _WRITE)
+        if proto.input_closed:
+            self.master.remove_select(fd, _READ)
+
+    def _close(self, fd: int) -> None:
+        sock, _ = self.conns.pop(fd)
+        self.master.remove_select(fd, _READ | _WRITE)
+        sock.close()
+
+    def close(self) -> None:
+        for fd in list(self.conns):
+            self._close(fd)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.master.remove_select(self.listener.fileno(), _READ)
+        self.listener.close()
 
 
 class _Watch:
@@ -185,8 +298,10 @@ class _Watch:
 class Instance:
     """One instance's router and its control channel."""
 
-    def __init__(self, chan: socket.socket, isolation: list[str]) -> None:
+    def __init__(self, chan: socket.socket, isolation: list[str], listener: socket.socket | None = None) -> None:
         self.chan = chan
+        self.listener = listener
+        self.control: ControlServer | None = None
         self.isolation = isolation
         self.master = Master()
         self.router: Router | None = None
@@ -197,6 +312,7 @@ class Instance:
         self.stats = False
         self.control_path: str | None = None
         self.first_sent = False
+        self.ready_sent = False
         self.times: dict[str, float] = {}
         self.closing = False
 
@@ -206,34 +322,34 @@ class Instance:
             channel.send(self.chan, msg, fds)
 
     # -- building -------------------------------------------------------------------------
-    def _extra(self, hotswap: bool) -> Callable[[Router], None]:
-        def extra(r: Router) -> None:
-            if self.control_path:
-                from clickos.core import registry
-
-                cls = registry.lookup("ControlSocket")
-                if cls is not None:
-                    retries = ", RETRIES 1, RETRY_WARNINGS false" if hotswap else ""
-                    r.add_element(cls(), CONTROL_SOCKET_ELEMENT, f"UNIX, {self.control_path}{retries}", "vm")
-            notify = None if self.first_sent else self._first_packet
-            self._pending_watch = _Watch(r, notify, self.stats)
-
-        return extra
+    def _extra(self, r: Router) -> None:
+        notify = None if self.first_sent else self._first_packet
+        self._pending_watch = _Watch(r, notify, self.stats)
 
     def build(self, text: str, filename: str, errh: ErrorHandler, hotswap: Router | None = None) -> Router | None:
         return Router.from_text(text, filename, errh, master=self.master, hotswap_router=hotswap,
-                                extra=self._extra(hotswap is not None))
+                                extra=self._extra)
 
     def _first_packet(self) -> None:
         if self.first_sent:
             return
         self.first_sent = True
         self.times["first_packet"] = time.monotonic()
-        self.send({"ev": "first_packet", "t": self.times["first_packet"]})
+        if self.ready_sent:
+            self.send({"ev": "first_packet", "t": self.times["first_packet"]})
+        # else: it goes out with the "ready" message
 
     # -- life -------------------------------------------------------------------------------
-    def main(self) -> int:
-        self.send({"ev": "waiting"})
+    def main(self, mode: str = "real") -> int:
+        """Wait for the boot message, boot, run until stopped.
+
+        ``mode`` is "real", or for warming up "dry" (nothing that changes the
+        process itself) or "warm" (everything but dropping privileges).
+        """
+        dry = mode == "dry"
+        real = mode == "real"
+        if real:
+            self.send({"ev": "waiting"})
         msg, fds = channel.recv(self.chan)
         if msg is None or msg.get("op") != "boot":
             return EXIT_OK
@@ -245,44 +361,94 @@ class Instance:
             os.close(logfd)
             for extra_fd in fds[1:]:
                 os.close(extra_fd)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            name = msg["sandbox"]["name"]
+            os.write(2, f"--- clickos: {name} run {msg.get('run', 1)} starting at {stamp} ---\n".encode())
         spec = sandbox.SandboxSpec.from_json(msg["sandbox"])
         self.name = spec.name
         self.stats = bool(msg.get("stats"))
         self.control_path = msg.get("control_socket") or None
-        sandbox.set_process_name(f"clickos:{self.name}")
-        problems = sandbox.enter(spec)
+        problems: list[str] = []
+        if real:
+            with contextlib.suppress(OSError):
+                if os.getpriority(os.PRIO_PROCESS, 0) != 0:
+                    os.setpriority(os.PRIO_PROCESS, 0, 0)
+        if not dry:
+            sandbox.set_process_name(f"clickos:{self.name}")
+            problems = sandbox.enter(spec)
+        problems += self._control_socket()
         self.times["sandboxed"] = time.monotonic()
-        errh = ErrorHandler(stream=sys.stderr)
+        errh = ErrorHandler(stream=sys.stderr, echo=not dry)
         router = self.build(msg["config"], msg.get("filename") or "config", errh)
         self.times["built"] = time.monotonic()
         if router is None:
             self.send({"ev": "failed", "errors": [ln for ln in errh.lines if ln]})
             return EXIT_CONFIG
-        problems += sandbox.drop_privileges(spec)
+        if real:
+            problems += sandbox.drop_privileges(spec)
+        self.times["dropped"] = time.monotonic()
         self.router = router
         self.watch = self._pending_watch
         self.backend.router = router
+        if not dry:
+            signal.signal(signal.SIGTERM, self._on_term)
+            signal.signal(signal.SIGINT, self._on_term)
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.chan.setblocking(False)
+        self.master.add_select(self.chan.fileno(), _READ, self._on_channel)
+        if self.listener is not None:
+            self.control = ControlServer(self.listener, self.backend, self.master)
+        router.activate(errh)
+        self.times["activated"] = time.monotonic()
+        # One pass of the driver before saying "ready": a source's first packet
+        # goes out before the daemon wakes up to take the message.
+        self.master.driver_once()
         pidfd = -1
         with contextlib.suppress(OSError, AttributeError):
             pidfd = os.pidfd_open(os.getpid())
+        self.ready_sent = True
         self.send({"ev": "ready", "pid": os.getpid(), "isolation": self.isolation, "problems": problems,
-                   "warnings": [ln for ln in errh.lines if ln], "times": self.times},
+                   "warnings": [ln for ln in errh.lines if ln], "times": self.times,
+                   "first_packet": self.times.get("first_packet")},
                   [pidfd] if pidfd >= 0 else None)
         if pidfd >= 0:
             os.close(pidfd)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self.chan.setblocking(False)
-        self.master.add_select(self.chan.fileno(), selectors.EVENT_READ, self._on_channel)
-        router.activate(errh)
         self.master.driver()
         if not self.closing:
             self.send({"ev": "stopped"})
         if self.router is not None:
             self.router.cleanup()
+        if self.control is not None:
+            self.control.close()
         self.master.close()
+        if mode == "warm":
+            sandbox.set_process_name("clickos-vm")
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
         return EXIT_OK
+
+    def _control_socket(self) -> list[str]:
+        """Put the ControlSocket listener at its final path (renaming the one a
+        pre-forked process made in advance), or make it now."""
+        want = self.control_path
+        if not want:
+            if self.listener is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.listener.getsockname())
+                self.listener.close()
+                self.listener = None
+            return []
+        try:
+            if self.listener is not None:
+                have = self.listener.getsockname()
+                if have != want:
+                    os.rename(have, want)
+            else:
+                self.listener = listen(want)
+        except OSError as e:
+            self.control_path = None
+            return [f"control socket {want}: {e.strerror}"]
+        return []
 
     def _on_term(self, signo: int, _frame: Any) -> None:
         self._stop()
@@ -375,19 +541,33 @@ def _reply(r: Any) -> dict[str, Any]:
 
 
 def child_main(chan_fd: int, namespaces: list[str], prewarm: int = 0,
-               cgroup_procs: list[str] | None = None) -> NoReturn:
+               cgroup_procs: list[str] | None = None, control_socket: str | None = None) -> NoReturn:
     """Entry point in a freshly forked child of the zygote; never returns."""
     rc = EXIT_INTERNAL
     try:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
+        sandbox.set_process_name("clickos-vm")
+        if prewarm:
+            # warming up ahead of time is background work: yield the CPU to
+            # instances that are booting (the daemon restores priority at boot)
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, 0, POOL_NICE)
         isolation = sandbox.prepare(namespaces, cgroup_procs)
         chan = socket.socket(fileno=chan_fd)
         if prewarm:
-            warm_boot(prewarm)
+            warm_boot(prewarm, mode="warm")
+            # give back what the warm-up allocated and freed
+            gc.collect()
+            with contextlib.suppress(Exception):
+                sandbox.libc().malloc_trim(0)
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-        rc = Instance(chan, isolation).main()
+        listener = None
+        if control_socket:
+            with contextlib.suppress(OSError):
+                listener = listen(control_socket)
+        rc = Instance(chan, isolation, listener).main()
     except SystemExit as e:
         rc = e.code if isinstance(e.code, int) else EXIT_INTERNAL
     except BaseException:  # noqa: BLE001 - report anything, then exit

@@ -109,7 +109,7 @@ class Zygote:
                     os.close(fd)
             finally:
                 instance.child_main(chan_fd, self.namespaces, int(msg.get("prewarm") or 0),
-                                    list(msg.get("cgroup_procs") or []))
+                                    list(msg.get("cgroup_procs") or []), msg.get("control_socket"))
         for fd in fds:
             os.close(fd)
         self.children.add(pid)

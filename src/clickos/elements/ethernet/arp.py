@@ -265,8 +265,9 @@ class ARPTable(Element):
                 return e.ip
         return 0
 
-    def insert(self, ip: int, eth: bytes) -> list[int]:
-        """Record a mapping; returns the packets that were waiting for it."""
+    def insert(self, ip: int, eth: bytes, take: bool = False) -> list[int]:
+        """Record a mapping.  With ``take``, the packets waiting for it are removed from
+        the table and returned; otherwise they stay held."""
         now = self.now()
         e = self._ensure(ip, now)
         e.eth = eth
@@ -276,6 +277,8 @@ class ARPTable(Element):
         e.polled_at = now - HZ
         self.age.remove(e)
         self.age.append(e)
+        if not take:
+            return []
         held, e.queue = e.queue, []
         self.packet_count -= len(held)
         return held
@@ -515,6 +518,7 @@ class ARPQuerier(Element):
 
     def initialize(self, errh: ErrorHandler) -> None:
         self.queries = self.drops = self.responses = 0
+        self._split_ok = compute_split_ok(self)
 
     def cleanup(self, stage: int) -> None:
         if self.my_arpt and self.arpt is not None:
@@ -531,10 +535,19 @@ class ARPQuerier(Element):
 
     # -- packets -------------------------------------------------------------------------
     def _flush(self, out: list[int]) -> None:
-        if out:
-            batch = PacketBatch(self.router.pool, np.array(out, np.int32))
+        if not out:
+            return
+        pool = self.router.pool
+        if len(out) > 1 and not self._split_ok:
+            # one at a time, so each travels the whole path before the next (as in Click)
+            slots = list(out)
             out.clear()
-            self.outputs[0].push(batch)
+            for s in slots:
+                self.outputs[0].push(PacketBatch.one(pool, s))
+            return
+        batch = PacketBatch(pool, np.array(out, np.int32))
+        out.clear()
+        self.outputs[0].push(batch)
 
     def _send_query_for(self, slot: int, dhost_valid: bool, out: list[int]) -> None:
         self._flush(out)
@@ -620,7 +633,7 @@ class ARPQuerier(Element):
                 and int.from_bytes(f[16:18], "big") == ETHERTYPE_IP
                 and int.from_bytes(f[20:22], "big") == ARPOP_REPLY and not sha[0] & 1):
             assert self.arpt is not None
-            held = self.arpt.insert(ip_to_int(f[28:32]), sha)
+            held = self.arpt.insert(ip_to_int(f[28:32]), sha, True)
             out: list[int] = []
             for s in held:
                 self._handle_ip(s, True, out)

@@ -27,7 +27,6 @@ from clickos.elements.ip.common import (
     add_keyword_handlers,
     compute_split_ok,
     ensure_headroom,
-    read_keyword,
     reconfigure_keyword,
     split_push,
 )
@@ -291,14 +290,6 @@ class EtherVLANEncap(_LiveReconfigure):
             parts.append(f"NATIVE_VLAN {self.native_vlan}")
         return ", ".join(parts)
 
-    def _read_cfg(self, key: str) -> str:
-        saved = self.config_string
-        self.config_string = self._config_text()
-        try:
-            return read_keyword(self, key)
-        finally:
-            self.config_string = saved
-
     def add_handlers(self) -> None:
         self.add_read_handler("config", self._config_text, CALM)
         add_ether_handler(self, "src", self, "src")
@@ -307,8 +298,7 @@ class EtherVLANEncap(_LiveReconfigure):
         self.add_read_handler("vlan_tci", lambda: "ANNO" if self.use_anno else self.tci)
         self.add_write_handler("vlan_tci", lambda v, e: reconfigure_keyword(self, "3 VLAN_TCI", v, e))
         for name, key in (("vlan_id", "VLAN_ID"), ("vlan_pcp", "VLAN_PCP"), ("native_vlan", "NATIVE_VLAN")):
-            self.add_read_handler(name, lambda key=key: self._read_cfg(key))
-            add_keyword_handlers(self, name, key, read=False)
+            add_keyword_handlers(self, name, key)
 
 
 class EtherVlanEncap(EtherVLANEncap):
@@ -372,7 +362,7 @@ class VLANEncap(Element):
         for s in batch.idx.tolist():
             tci = _vlan_tci(pool, s) if self.use_anno else self.tci
             o = int(pool.off[s])
-            if (tci & 0xFFF) == self.native_vlan:
+            if (tci & 0xFFF) == self.native_vlan or o + 12 > pool.slot_size:
                 pool.mac[s] = o
                 pool.nh[s] = o + 14
                 continue
@@ -398,22 +388,13 @@ class VLANEncap(Element):
             text += f", NATIVE_VLAN {self.native_vlan}"
         return text
 
-    def _read_cfg(self, key: str) -> str:
-        saved = self.config_string
-        self.config_string = self._config_text()
-        try:
-            return read_keyword(self, key)
-        finally:
-            self.config_string = saved
-
     def add_handlers(self) -> None:
         self.add_read_handler("config", self._config_text, CALM)
         self.add_read_handler("vlan_tci", lambda: "ANNO" if self.use_anno else self.tci)
         self.add_write_handler("vlan_tci", lambda v, e: reconfigure_keyword(self, "0 VLAN_TCI", v, e))
         for name, key in (("vlan_id", "VLAN_ID"), ("vlan_pcp", "VLAN_PCP"),
                           ("native_vlan", "NATIVE_VLAN"), ("ethertype", "ETHERTYPE")):
-            self.add_read_handler(name, lambda key=key: self._read_cfg(key))
-            add_keyword_handlers(self, name, key, read=False)
+            add_keyword_handlers(self, name, key)
 
 
 class VLANDecap(Element):
@@ -456,7 +437,7 @@ class VLANDecap(Element):
             o = int(pool.off[s])
             row = pool.data[s]
             tci = 0
-            if int(pool.length[s]) >= 14 and ((int(row[o + 12]) << 8) | int(row[o + 13])) == self.ethertype:
+            if int(pool.length[s]) >= 16 and ((int(row[o + 12]) << 8) | int(row[o + 13])) == self.ethertype:
                 tci = (int(row[o + 14]) << 8) | int(row[o + 15])
                 row[o + 4: o + 16] = row[o: o + 12].copy()
                 o += 4
@@ -508,21 +489,12 @@ class SetVLANAnno(_LiveReconfigure):
     def _config_text(self) -> str:
         return f"VLAN_ID {self.tci & 0xFFF}, VLAN_PCP {(self.tci >> 13) & 7}"
 
-    def _read_cfg(self, key: str) -> str:
-        saved = self.config_string
-        self.config_string = self._config_text()
-        try:
-            return read_keyword(self, key)
-        finally:
-            self.config_string = saved
-
     def add_handlers(self) -> None:
         self.add_read_handler("config", self._config_text, CALM)
         self.add_read_handler("vlan_tci", lambda: self.tci)
         add_keyword_handlers(self, "vlan_tci", "VLAN_TCI", read=False)
         for name, key in (("vlan_id", "VLAN_ID"), ("vlan_pcp", "VLAN_PCP")):
-            self.add_read_handler(name, lambda key=key: self._read_cfg(key))
-            add_keyword_handlers(self, name, key, read=False)
+            add_keyword_handlers(self, name, key)
 
 
 class SetVlanAnno(SetVLANAnno):
@@ -573,7 +545,7 @@ class StripEtherVLANHeader(_LiveReconfigure):
         for i, s in enumerate(batch.idx.tolist()):
             o = int(pool.off[s])
             row = pool.data[s]
-            if ((int(row[o + 12]) << 8) | int(row[o + 13])) == ETHERTYPE_8021Q:
+            if o + 16 <= pool.slot_size and ((int(row[o + 12]) << 8) | int(row[o + 13])) == ETHERTYPE_8021Q:
                 pool.anno[s, VLAN_TCI_ANNO] = row[o + 14]
                 pool.anno[s, VLAN_TCI_ANNO + 1] = row[o + 15]
                 n = 18

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from clickos.core.args import Args
@@ -99,7 +101,7 @@ class CheckICMPHeader(_Checker):
         if self.drops == 0 or self.verbose:
             from clickos.elements.standard.printing import chatter
 
-            chatter(f"{self.name}: ICMP header check failed: {ICMP_REASONS[reason]}")
+            chatter(f"{self.declaration()}: ICMP header check failed: {ICMP_REASONS[reason]}")
         self.drops += 1
         if self.reason_drops is not None:
             self.reason_drops[reason] += 1
@@ -231,10 +233,10 @@ class ICMPError(Element):
         end = int(p.off[s]) + int(p.length[s])
         row = p.data[s]
         hlen = (int(row[nh]) & 0xF) << 2
-        iph = row[nh: nh + max(hlen, 20)].tobytes()
+        iph = row[nh: nh + max(hlen, 20)].tobytes().ljust(max(hlen, 20), b"\0")
         if iph[9] == IP_PROTO_ICMP:
             th = int(p.th[s]) if p.th[s] >= 0 else nh + hlen
-            if hlen + 4 > int(p.length[s]) or row[th] in ERROR_TYPES:
+            if hlen + 4 > int(p.length[s]) or th >= row.shape[0] or row[th] in ERROR_TYPES:
                 return -1
         if not self._unicast(iph[16:20]):
             return -1
@@ -343,7 +345,8 @@ class ICMPPingResponder(Element):
             th = int(pool.th[s])
             end = int(pool.off[s]) + int(pool.length[s])
             row = pool.data[s]
-            if ip < 0 or th < 0 or end - th < 8 or row[ip + 9] != IP_PROTO_ICMP or row[th] != ICMP_ECHO:
+            if (ip < 0 or th < 0 or end - th < 8 or ip + 20 > end or row[ip + 9] != IP_PROTO_ICMP
+                    or row[th] != ICMP_ECHO):
                 continue
             h = bytearray(row[ip: ip + 20].tobytes())
             h[12:16], h[16:20] = h[16:20], h[12:16]
@@ -455,7 +458,7 @@ class ICMPPingEncap(Element):
             self.ip_id &= 0xFFFF
         return batch
 
-    def _write_addr(self, attr: str):  # noqa: ANN202
+    def _write_addr(self, attr: str) -> Callable[[str, ErrorHandler], None]:
         def w(value: str, errh: ErrorHandler) -> None:
             try:
                 setattr(self, attr, parse_ip_address(value.strip(), resolver_of(self)))

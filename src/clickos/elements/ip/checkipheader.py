@@ -74,6 +74,12 @@ class _Checker(Element):
         raise NotImplementedError
 
     def _bad(self, batch: PacketBatch, out: np.ndarray, start: int, end: int) -> None:
+        if end - start > 1 and len(self.outputs) == 2 and not self._split_ok:
+            # report and emit one at a time, as Click interleaves them
+            for i in range(start, end):
+                self._report(int(out[i]) - 1)
+                self.outputs[1].push(PacketBatch(batch.pool, batch.idx[i: i + 1]))
+            return
         for r in out[start:end].tolist():
             self._report(r - 1)
         part = PacketBatch(batch.pool, batch.idx[start:end])

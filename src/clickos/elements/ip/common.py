@@ -173,15 +173,22 @@ def runs(ports: np.ndarray) -> list[tuple[int, int, int]]:
     return [(int(ports[bounds[k]]), bounds[k], bounds[k + 1]) for k in range(len(bounds) - 1)]
 
 
-def push_runs(element: Element, batch: PacketBatch, ports: np.ndarray) -> None:
+def push_runs(element: Element, batch: PacketBatch, ports: np.ndarray, single: bool = False) -> None:
     """Push ``batch`` out, keeping the packet order across outputs.
 
     Packets are pushed in maximal runs going to the same port, so the effects
     downstream happen in the same order as with one packet at a time.  Ports out
-    of range (or -1) kill their packets.
+    of range (or -1) kill their packets.  With ``single`` (for elements that turn
+    one packet into several), packets go out one at a time unless everything
+    downstream is batch-transparent, so each travels the whole path before the
+    next, as in Click.
     """
     n = len(ports)
     if n == 0:
+        return
+    if single and n > 1 and not getattr(element, "_split_ok", False):
+        for i in range(n):
+            element.checked_output_push(int(ports[i]), PacketBatch(batch.pool, batch.idx[i: i + 1]))
         return
     if n == 1 or (ports == ports[0]).all():
         element.checked_output_push(int(ports[0]), batch)
@@ -253,10 +260,20 @@ def _find_keyword(conf: list[str], argno: int, keyword: str) -> tuple[str | None
     return (value if found else None), False
 
 
+def configuration(element: Element) -> str:
+    """The element's configuration as its ``config`` read handler reports it (Click's
+    ``Element::configuration``), falling back to the configuration string."""
+    router = getattr(element, "router", None)
+    h = router.handlers.find(element, "config") if router is not None else None
+    if h is not None and h.readable:
+        return h.call_read()
+    return element.config_string
+
+
 def read_keyword(element: Element, spec: str) -> str:
     """The current value of configuration argument ``spec`` ("KEY" or "N KEY")."""
     argno, keyword = _split_spec(spec)
-    conf = split_args(element.config_string)
+    conf = split_args(configuration(element))
     value, _ = _find_keyword(conf, argno, keyword)
     return value or ""
 
@@ -264,7 +281,7 @@ def read_keyword(element: Element, spec: str) -> str:
 def reconfigure_keyword(element: Element, spec: str, value: str, errh: ErrorHandler) -> None:
     """Reconfigure ``element`` with argument ``spec`` set to ``value``."""
     argno, keyword = _split_spec(spec)
-    conf = split_args(element.config_string)
+    conf = split_args(configuration(element))
     _, positional = _find_keyword(conf, argno, keyword)
     value = value.strip()
     if positional:

@@ -14,6 +14,7 @@ from clickos.elements.ip.common import (
     IP_OFFMASK,
     IPOPT_EOL,
     IPOPT_NOP,
+    compute_split_ok,
     copy_annotations,
     in_cksum,
     push_runs,
@@ -164,8 +165,9 @@ class IPFragmenter(Element):
     def push(self, port: int, batch: PacketBatch) -> None:
         pool = batch.pool
         idx = batch.idx
-        netlen = pool.off[idx].astype(np.int64) + pool.length[idx] - pool.nh[idx]
-        big = netlen > self.mtu
+        nh = pool.nh[idx]
+        netlen = pool.off[idx].astype(np.int64) + pool.length[idx] - nh
+        big = (netlen > self.mtu) & (nh >= 0) & (netlen >= 20)
         if not big.any():
             self.outputs[0].push(batch)
             return
@@ -177,7 +179,10 @@ class IPFragmenter(Element):
             else:
                 ports.append(0)
                 slots.append(s)
-        push_runs(self, PacketBatch(pool, np.array(slots, np.int32)), np.array(ports, np.int32))
+        push_runs(self, PacketBatch(pool, np.array(slots, np.int32)), np.array(ports, np.int32), single=True)
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)
 
     def add_handlers(self) -> None:
         self.add_read_handler("drops", lambda: self.drops)
@@ -196,7 +201,7 @@ class _Segment:
     """A packet being reassembled: its data so far and which byte ranges arrived."""
 
     __slots__ = ("prefix", "mac_rel", "ip_rel", "hl", "ip_off", "data", "chunks", "anno", "ptype",
-                 "ts", "max_frag")
+                 "ts", "max_frag", "tail")
 
     def __init__(self) -> None:
         self.prefix = b""          # bytes from the data start through the IP header
@@ -210,6 +215,7 @@ class _Segment:
         self.ptype = 0
         self.ts = 0
         self.max_frag = 0
+        self.tail = b""            # stale buffer bytes past the data (see _one)
 
     def add_chunk(self, a: int, b: int) -> None:
         merged: list[list[int]] = []
@@ -274,6 +280,7 @@ class IPReassembler(Element):
     def initialize(self, errh: ErrorHandler) -> None:
         self.mem_used = 0
         self.reap_time = 0
+        self._split_ok = compute_split_ok(self)
 
     def cleanup(self, stage: int) -> None:
         self.segs.clear()
@@ -282,13 +289,21 @@ class IPReassembler(Element):
     def _emit(self, seg: _Segment, complete: bool) -> int:
         pool = self.router.pool
         h = bytearray(seg.prefix[seg.ip_rel: seg.ip_rel + seg.hl])
-        total = seg.hl + len(seg.data)
-        h[2:4] = (total & 0xFFFF).to_bytes(2, "big")
         h[6:8] = seg.ip_off.to_bytes(2, "big")
+        data = bytearray(seg.data)
         if complete:
+            h[2:4] = ((seg.hl + len(data)) & 0xFFFF).to_bytes(2, "big")
             h[10:12] = b"\0\0"
             h[10:12] = in_cksum(h).to_bytes(2, "big")
-        payload = seg.prefix[: seg.ip_rel] + bytes(h) + bytes(seg.data)
+        else:
+            # an incomplete packet is passed on as it was held: the header of the
+            # fragment that created it, and in each hole the (offset, end) of the
+            # next received range, little-endian, as Click keeps them
+            ch = seg.chunks
+            for k in range(len(ch) - 1):
+                at = ch[k][1]
+                data[at: at + 4] = ch[k + 1][0].to_bytes(2, "little") + ch[k + 1][1].to_bytes(2, "little")
+        payload = seg.prefix[: seg.ip_rel] + bytes(h) + bytes(data)
         q = pool.new_packet(payload)
         pool.anno[q] = seg.anno
         pool.ptype[q] = seg.ptype
@@ -298,6 +313,10 @@ class IPReassembler(Element):
             pool.mac[q] = o + seg.mac_rel
         pool.nh[q] = o + seg.ip_rel
         pool.th[q] = o + seg.ip_rel + seg.hl
+        if not complete and seg.chunks:
+            a, b = seg.chunks[0]
+            pool.anno[q, REASM_ANNO: REASM_ANNO + 4] = np.frombuffer(
+                a.to_bytes(2, "little") + b.to_bytes(2, "little"), np.uint8)
         if self.mtu_anno >= 0:
             pool.anno[q, self.mtu_anno: self.mtu_anno + 2] = np.frombuffer(
                 (seg.max_frag & 0xFFFF).to_bytes(2, "little"), np.uint8)
@@ -329,6 +348,9 @@ class IPReassembler(Element):
         pool = self.router.pool
         row = pool.data[s]
         ip = int(pool.nh[s])
+        if ip < 0 or ip + 20 > int(pool.off[s]) + int(pool.length[s]):
+            out.append((0, s))  # not an IP packet; Click requires one
+            return
         ip_off = (int(row[ip + 6]) << 8) | int(row[ip + 7])
         if not ip_off & (IP_MF | IP_OFFMASK):
             out.append((0, s))
@@ -362,6 +384,10 @@ class IPReassembler(Element):
             seg.max_frag = netlen if p_off == 0 else 20 + p_last
             seg.data = bytearray(p_last)
             seg.data[p_off:p_last] = row[th: th + p_last - p_off].tobytes()
+            if p_off == 0:
+                # Click keeps this packet's buffer and grows it in place, so the
+                # bytes already past its end show up in holes; keep them too
+                seg.tail = row[th + p_last:].tobytes()
             seg.add_chunk(p_off, p_last)
             self._take_header(seg, s, first=p_off == 0)
             self.segs[key] = seg
@@ -373,8 +399,11 @@ class IPReassembler(Element):
             if not seg.ip_off & IP_MF:
                 pool.release1(s)
                 return
-            self.mem_used += p_last - len(seg.data)
-            seg.data.extend(bytes(p_last - len(seg.data)))
+            grow = p_last - len(seg.data)
+            self.mem_used += grow
+            fill = seg.tail[:grow]
+            seg.tail = seg.tail[grow:]
+            seg.data.extend(fill + bytes(grow - len(fill)))
         seg.data[p_off:p_last] = row[th: th + p_last - p_off].tobytes()
         seg.add_chunk(p_off, p_last)
         if p_off == 0:
@@ -424,7 +453,8 @@ class IPReassembler(Element):
     def push(self, port: int, batch: PacketBatch) -> None:
         ports, slots = self._run(batch)
         if slots:
-            push_runs(self, PacketBatch(batch.pool, np.array(slots, np.int32)), np.array(ports, np.int32))
+            push_runs(self, PacketBatch(batch.pool, np.array(slots, np.int32)), np.array(ports, np.int32),
+                      single=True)
 
     def pull(self, port: int, max: int = 1) -> PacketBatch | None:
         batch = self.inputs[0].pull(max)
@@ -448,7 +478,12 @@ class IPReassembler(Element):
                  "cached chunk data:"]
         for key, seg in self.segs.items():
             chunks = "".join(f" ({a},{b})" for a, b in seg.chunks)
-            lines.append(f" ({unparse_ip(key[3:7])}, {unparse_ip(key[7:11])}) "
+            h = seg.prefix[seg.ip_rel:]
+            whole = h[:seg.hl] + bytes(seg.data)
+            at = (h[0] & 0xF) << 2
+            ports = whole[at: at + 4].ljust(4, b"\0")
+            lines.append(f" ({unparse_ip(key[3:7])}, {int.from_bytes(ports[0:2], 'big')}, "
+                         f"{unparse_ip(key[7:11])}, {int.from_bytes(ports[2:4], 'big')}) "
                          f"{int.from_bytes(key[0:2], 'big')}{chunks}")
         return "\n".join(lines) + "\n"
 

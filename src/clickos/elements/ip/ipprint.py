@@ -273,8 +273,8 @@ class IPPrint(Element):
         payload_len = ip_len - hl
         th = int(pool.th[s]) if pool.th[s] >= 0 else nh + hl
         tl = min(end - th, payload_len)
-        t = row[th: th + 40].tobytes() if th >= 0 else b""
-        t = t.ljust(40, b"\0")
+        t = row[th: th + 100].tobytes() if th >= 0 else b""
+        t = t.ljust(100, b"\0")
         ip_off = _u16(iph, 6)
         firstfrag = (ip_off & IP_OFFMASK) == 0
         if self.print_id:

@@ -19,6 +19,7 @@ from clickos.core.confparse import (
     parse_int,
     parse_ip_address,
     parse_ip_prefix,
+    shift_word,
     split_words,
     uncomment,
     unparse_ip,
@@ -349,15 +350,15 @@ class IPRouteTable(Element):
 
     def _ctrl(self, value: str, errh: ErrorHandler) -> None:
         undo: list[tuple[int, Route]] = []
+        cmds = {"add": CMD_ADD, "remove": CMD_REMOVE, "set": CMD_SET}
         try:
             for line in uncomment(value).split("\n"):
-                words = line.split(None, 1)
-                if not words:
+                first, rest = shift_word(line)
+                if not first:
                     continue
-                cmds = {"add": CMD_ADD, "remove": CMD_REMOVE, "set": CMD_SET}
-                if words[0] not in cmds:
-                    raise ConfigError(f"bad command '{words[0]}'")
-                self.run_command(cmds[words[0]], words[1] if len(words) > 1 else "", undo)
+                if first not in cmds:
+                    raise ConfigError(f"bad command '{first}'")
+                self.run_command(cmds[first], rest, undo)
         except ConfigError:
             for cmd, r in reversed(undo):
                 if cmd == CMD_REMOVE:
@@ -502,6 +503,15 @@ class RadixIPLookup(IPRouteTable):
         self.add_write_handler("flush", lambda v, e: self.flush(), BUTTON)
 
 
+def _direct_hash(prefix: int, plen: int) -> int:
+    """The bucket DirectIPLookup's route hash table puts a prefix in (its listing order)."""
+    m = 0xFFFFFFFF
+    h = (prefix ^ (plen << 5) ^ (((prefix >> (plen >> 2)) - plen) & m)) & m
+    h = (h ^ (h >> 23) ^ (((h >> 15) * plen) & m) ^ (((prefix >> 17) * 53) & m)) & m
+    h = (h - ((prefix >> 3) ^ (((h >> (plen & 31)) * 7) & m) ^ (((h >> 11) * 103) & m))) & m
+    return (h ^ (h >> 17)) & 0xFFFF
+
+
 class DirectIPLookup(RadixIPLookup):
     """DirectIPLookup(ADDR1/MASK1 [GW1] OUT1, ADDR2/MASK2 [GW2] OUT2, ...)
 
@@ -519,10 +529,35 @@ class DirectIPLookup(RadixIPLookup):
 
     no_route_message = None
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._seq: dict[tuple[int, int], int] = {}
+        self._next_seq = 0
+
+    def add_route(self, r: Route, allow_replace: bool, old: list[Route]) -> int:
+        rc = super().add_route(r, allow_replace, old)
+        key = (r.addr, r.mask)
+        if rc == 0 and key not in self._seq:
+            self._next_seq += 1
+            self._seq[key] = self._next_seq if r.mask else -1
+        return rc
+
+    def remove_route(self, r: Route, old: list[Route]) -> int:
+        rc = super().remove_route(r, old)
+        if rc == 0 and r.mask:
+            self._seq.pop((r.addr, r.mask), None)
+        return rc
+
+    def flush(self) -> None:
+        super().flush()
+        self._seq = {}
+
     def dump_routes(self) -> str:
-        routes = self.routes()
-        routes.sort(key=lambda r: r.mask != 0)
-        return "".join(r.unparse(True) + "\n" for r in routes)
+        # Click lists its prefix hash table bucket by bucket, newest entry first
+        def key(r: Route) -> tuple[int, int]:
+            plen = bin(r.mask).count("1")
+            return _direct_hash(r.addr, plen), -self._seq.get((r.addr, r.mask), 0)
+        return "".join(r.unparse(True) + "\n" for r in sorted(self.routes(), key=key))
 
 
 class RangeIPLookup(DirectIPLookup):

@@ -31,6 +31,7 @@ from clickos.elements.ip.common import (
     add_bool_handler,
     add_ip_handler,
     add_keyword_handlers,
+    compute_split_ok,
     in_cksum,
     push_runs,
 )
@@ -262,7 +263,8 @@ class FixIPSrc(Element):
     def simple_action(self, batch: PacketBatch) -> PacketBatch:
         pool = batch.pool
         idx = batch.idx
-        sel = (pool.anno[idx, FIX_IP_SRC_ANNO] != 0) & (pool.nh[idx] >= 0)
+        nh = pool.nh[idx]
+        sel = (pool.anno[idx, FIX_IP_SRC_ANNO] != 0) & (nh >= 0) & (nh + 20 <= pool.slot_size)
         if sel.any():
             src = np.frombuffer(self.my_ip, np.uint8)
             for s in idx[sel].tolist():
@@ -571,7 +573,7 @@ class IPGWOptions(_Checker):
         out = np.zeros(len(idx), np.int32)
         nh = pool.nh[idx]
         hl = (pool.data[idx, np.maximum(nh, 0)] & 0xF).astype(np.int64) << 2
-        todo = np.flatnonzero(hl > 20)
+        todo = np.flatnonzero((hl > 20) & (nh >= 0) & (nh + hl <= pool.slot_size))
         nbad = 0
         for i in todo.tolist():
             s = int(idx[i])
@@ -642,6 +644,9 @@ class IPOutputCombo(Element):
                 slots.append(int(pool.clone(np.array([s], np.int32))[0]))
             ip = int(pool.nh[s])
             row = pool.data[s]
+            if ip < 0 or ip + 20 > int(pool.off[s]) + int(pool.length[s]):
+                pool.release1(s)  # not an IP packet (Click requires one)
+                continue
             hlen = (int(row[ip]) & 0xF) << 2
             do_cksum = False
             if hlen > 20:
@@ -674,4 +679,7 @@ class IPOutputCombo(Element):
             ports.append(4 if int(pool.length[s]) > self.mtu else 0)
             slots.append(s)
         if slots:
-            push_runs(self, PacketBatch(pool, np.array(slots, np.int32)), np.array(ports, np.int32))
+            push_runs(self, PacketBatch(pool, np.array(slots, np.int32)), np.array(ports, np.int32), single=True)
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._split_ok = compute_split_ok(self)

@@ -97,6 +97,50 @@ def push_ports(e: Element, batch: PacketBatch, ports: np.ndarray) -> None:
         start = end
 
 
+_clone_kernel = None
+
+
+def clone_batch(batch: PacketBatch) -> PacketBatch:
+    """Copies of the packets of ``batch`` in fresh slots: bytes (with headroom) and annotations.
+
+    A numba kernel pops the free slots and copies each packet's used part of its
+    slot (headroom and data, not the unused tail) and its metadata.
+    """
+    global _clone_kernel
+    if _clone_kernel is None:
+        import numba as nb
+
+        @nb.njit(cache=True, nogil=True, boundscheck=False)
+        def clone(free, nfree, idx, out, data, off, length, ts, anno64, mac, nh, th, ptype):  # noqa: ANN001, ANN202
+            for i in range(idx.shape[0]):
+                s = idx[i]
+                d = free[nfree - 1 - i]
+                out[i] = d
+                end = off[s] + length[s]
+                for j in range(end):
+                    data[d, j] = data[s, j]
+                off[d] = off[s]
+                length[d] = length[s]
+                ts[d] = ts[s]
+                for k in range(anno64.shape[1]):
+                    anno64[d, k] = anno64[s, k]
+                mac[d] = mac[s]
+                nh[d] = nh[s]
+                th[d] = th[s]
+                ptype[d] = ptype[s]
+            return nfree - idx.shape[0]
+
+        _clone_kernel = clone
+    pool = batch.pool
+    n = len(batch.idx)
+    if n > pool.nfree:
+        pool._grow(max(n, pool.nslots))
+    out = np.empty(n, np.int32)
+    pool.nfree = _clone_kernel(pool.free, pool.nfree, batch.idx, out, pool.data, pool.off, pool.length,
+                               pool.ts, pool.anno.view(np.uint64), pool.mac, pool.nh, pool.th, pool.ptype)
+    return PacketBatch(pool, out)
+
+
 def push_copies(e: Element, batch: PacketBatch, targets: list[int]) -> None:
     """Send a copy of every packet out of each output in ``targets`` (the original last).
 
@@ -109,13 +153,13 @@ def push_copies(e: Element, batch: PacketBatch, targets: list[int]) -> None:
         return
     if len(batch) == 1 or getattr(e, "_split_ok", False):
         for t in targets[:-1]:
-            outs[t].push(batch.clone())
+            outs[t].push(clone_batch(batch))
         outs[targets[-1]].push(batch)
         return
     for p in batch:
         one = p.as_batch()
         for t in targets[:-1]:
-            outs[t].push(one.clone())
+            outs[t].push(clone_batch(one))
         outs[targets[-1]].push(one)
 
 
@@ -224,7 +268,7 @@ class PullTee(Element):
         if batch is not None:
             outs = self.outputs
             for i in range(1, len(outs)):
-                outs[i].push(batch.clone())
+                outs[i].push(clone_batch(batch))
         return batch
 
 
@@ -325,4 +369,4 @@ class Bypass(Element):
 
 
 __all__ = ["Null", "PushNull", "PullNull", "Tee", "PullTee", "Hub", "Bypass", "bool_writer", "int_writer",
-           "compute_split_ok", "push_ports", "push_copies"]
+           "compute_split_ok", "push_ports", "push_copies", "clone_batch"]

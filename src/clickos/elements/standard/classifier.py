@@ -288,33 +288,67 @@ def _merge_positive(words: list[tuple[int, Word, Word]]) -> list[tuple[int, Word
     return [(o, tuple(m), tuple(v)) for o, m, v in out]  # type: ignore[misc]
 
 
-def _pattern_tests(clauses: list[Clause]) -> list[tuple[bool, list[tuple[int, Word, Word]]]] | None:
-    """The pattern as (negated, word tests) groups, positive clauses merged into one group.
+def _pattern_tests(clauses: list[Clause], keep_first: bool = False
+                   ) -> list[tuple[bool, list[tuple[int, Word, Word]]]] | None:
+    """The pattern as (negated, word tests) groups, in clause order.
 
-    Tests with an empty mask always pass, so they are left out.  Returns None
-    when the pattern can never match (contradictory positive clauses, or a
+    Each run of consecutive positive clauses becomes one group whose tests on
+    the same word are merged, sorted by offset (then mask, value); runs of
+    single-test negations are sorted the same way.  ``keep_first`` leaves the
+    pattern's first test in front, as Click's sort does for the program's first
+    test.  Tests with an empty mask always pass and are left out.  Returns None
+    when the pattern can never match (contradictory tests in one run, or a
     negated clause that every packet satisfies).
     """
     groups: list[tuple[bool, list[tuple[int, Word, Word]]]] = []
-    positive: list[tuple[int, Word, Word]] = []
-    pos_index = -1
+    run: list[tuple[int, Word, Word]] = []
+    first_offset: int | None = None
+
+    def flush() -> bool:
+        if run:
+            merged = _merge_positive(run)
+            if merged is None:
+                return False
+            groups.append((False, merged))
+            run.clear()
+        return True
+
     for c in clauses:
         words = [w for w in c.words if any(w[1])]
+        if first_offset is None and words:
+            first_offset = words[0][0] if not groups and not run else -1
         if c.negated:
-            if not words:
+            if not flush() or not words:
                 return None
             groups.append((True, words))
-        elif words:
-            if pos_index < 0:
-                pos_index = len(groups)
-                groups.append((False, []))
-            positive.extend(words)
-    if pos_index >= 0:
-        merged = _merge_positive(positive)
-        if merged is None:
-            return None
-        groups[pos_index] = (False, merged)
-    return groups
+        else:
+            run.extend(words)
+    if not flush():
+        return None
+    fixed = keep_first and first_offset is not None and first_offset >= 0
+    out: list[tuple[bool, list[tuple[int, Word, Word]]]] = []
+    for gi, (negated, words) in enumerate(groups):
+        if not negated:
+            ordered = sorted(words, key=_test_order)
+            if fixed and gi == 0:
+                head = next(w for w in words if w[0] == first_offset)
+                ordered = [head] + [w for w in ordered if w is not head]
+            out.append((False, ordered))
+            continue
+        # a single-test negation moves back past earlier single-test negations
+        k = len(out)
+        if len(words) == 1:
+            while (k > 0 and out[k - 1][0] and len(out[k - 1][1]) == 1
+                   and not (fixed and k - 1 == 0)
+                   and _test_order(out[k - 1][1][0]) > _test_order(words[0])):
+                k -= 1
+        out.insert(k, (True, words))
+    return out
+
+
+def _test_order(w: tuple[int, Word, Word]) -> tuple[int, bytes, bytes]:
+    """Sort key for tests that may run in any order: offset, then mask, then value."""
+    return (w[0], bytes(w[1]), bytes(w[2]))
 
 
 Fact = tuple[int, Word, Word, bool]
@@ -351,7 +385,7 @@ def compile_patterns(patterns: list[list[Clause]], align_offset: int = 0) -> Pro
     entries: list[int | None] = []  # per pattern: first test or output; None if it never matches
     fail_of: list[tuple[Insn, bool, int]] = []  # branches meaning "pattern p failed"
     for p, clauses in enumerate(patterns):
-        groups = _pattern_tests(clauses)
+        groups = _pattern_tests(clauses, keep_first=p == 0)
         if groups is None:
             entries.append(None)
             continue

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clickos.core.args import Args
-from clickos.core.confparse import parse_int, parse_unsigned, parse_unsigned_fixed_point
+from clickos.core.confparse import parse_int, parse_unsigned, parse_unsigned_fixed_point, split_words
 from clickos.core.element import CONFIGURE_PHASE_FIRST, CONFIGURE_PHASE_INFO, Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM
@@ -51,11 +51,11 @@ def _context_prefix(e: Element) -> str:
     return e.name[: slash + 1] if slash >= 0 else ""
 
 
-def _words(text: str) -> list[str]:
-    """Space-separated words of an argument; ``#`` starts a comment."""
+def _words(text: str, comments: bool = False) -> list[str]:
+    """Space-separated words of an argument; with ``comments``, ``#`` starts a comment."""
     out = []
-    for w in text.split():
-        if w.startswith("#"):
+    for w in split_words(text):
+        if comments and w.startswith("#"):
             break
         out.append(w)
     return out
@@ -71,7 +71,7 @@ class AlignmentInfo(Element):
     Each argument is ``ELEMENT MODULUS0 OFFSET0 MODULUS1 OFFSET1 ...``: packets
     arriving on ELEMENT's input N start OFFSETN bytes past a MODULUSN-byte
     boundary.  Names that match no element are ignored.  Several AlignmentInfo
-    elements pool their facts; contradicting facts about one element are an
+    elements pool their facts; contradicting facts about one element are
     reported (the router still runs).  click-align inserts this element;
     Classifier consults it.
 
@@ -238,7 +238,7 @@ class PortInfo(Element):
 
         prefix = _context_prefix(self)
         for arg in conf:
-            words = _words(arg)
+            words = _words(arg, comments=True)
             if not words:
                 continue
             port_text = words[1] if len(words) > 1 else ""

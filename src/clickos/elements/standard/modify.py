@@ -32,23 +32,135 @@ FIRST_TIMESTAMP_ANNO_OFFSET = 32
 # -- annotation helpers -----------------------------------------------------------------
 
 def anno_u32(pool: PacketPool, idx: np.ndarray, off: int) -> np.ndarray:
-    """The little-endian 32-bit annotation at byte ``off`` of each slot in ``idx``."""
-    return np.ascontiguousarray(pool.anno[idx, off: off + 4]).view("<u4").reshape(-1).astype(np.int64)
+    """The native-endian 32-bit annotation at byte ``off`` (a multiple of 4) of each slot."""
+    return pool.anno.view(np.uint32)[idx, off >> 2].astype(np.int64)
 
 
 def set_anno_u32(pool: PacketPool, idx: np.ndarray, off: int, values: np.ndarray | int) -> None:
-    v = np.broadcast_to(np.asarray(values, np.int64) & 0xFFFFFFFF, (len(idx),)).astype("<u4")
-    pool.anno[idx, off: off + 4] = v.view(np.uint8).reshape(-1, 4)
+    pool.anno.view(np.uint32)[idx, off >> 2] = np.asarray(values, np.int64) & 0xFFFFFFFF
 
 
 def anno_i64(pool: PacketPool, idx: np.ndarray, off: int) -> np.ndarray:
-    """The little-endian signed 64-bit annotation at byte ``off`` (e.g. FIRST_TIMESTAMP, in ns)."""
-    return np.ascontiguousarray(pool.anno[idx, off: off + 8]).view("<i8").reshape(-1).astype(np.int64)
+    """The native-endian signed 64-bit annotation at byte ``off`` (a multiple of 8), e.g.
+    FIRST_TIMESTAMP in nanoseconds."""
+    return pool.anno.view(np.int64)[idx, off >> 3].copy()
 
 
 def set_anno_i64(pool: PacketPool, idx: np.ndarray, off: int, values: np.ndarray | int) -> None:
-    v = np.broadcast_to(np.asarray(values, np.int64), (len(idx),)).astype("<i8")
-    pool.anno[idx, off: off + 8] = v.view(np.uint8).reshape(-1, 8)
+    pool.anno.view(np.int64)[idx, off >> 3] = values
+
+
+class _Kernels:
+    """numba kernels for the length changes, compiled (or loaded from cache) on first use."""
+
+    def __init__(self) -> None:
+        import numba as nb
+
+        jit = nb.njit(cache=True, nogil=True, boundscheck=False)
+
+        @jit
+        def pull(off, length, idx, n, short):  # noqa: ANN001, ANN202
+            ns = 0
+            for k in range(idx.shape[0]):
+                s = idx[k]
+                L = length[s]
+                a = n
+                if L < n:
+                    short[ns] = L
+                    ns += 1
+                    a = L
+                off[s] += a
+                length[s] = L - a
+            return ns
+
+        @jit
+        def push(off, length, idx, n, left):  # noqa: ANN001, ANN202
+            nl = 0
+            for k in range(idx.shape[0]):
+                s = idx[k]
+                if off[s] >= n:
+                    off[s] -= n
+                    length[s] += n
+                else:
+                    left[nl] = s
+                    nl += 1
+            return nl
+
+        @jit
+        def take(length, idx, n, short):  # noqa: ANN001, ANN202
+            ns = 0
+            for k in range(idx.shape[0]):
+                s = idx[k]
+                L = length[s]
+                if L < n:
+                    short[ns] = L
+                    ns += 1
+                    length[s] = 0
+                else:
+                    length[s] = L - n
+            return ns
+
+        @jit
+        def truncate(length, anno32, idx, n, col):  # noqa: ANN001, ANN202
+            for k in range(idx.shape[0]):
+                s = idx[k]
+                L = length[s]
+                if L > n:
+                    if col >= 0:
+                        anno32[s, col] += L - n
+                    length[s] = n
+
+        @jit
+        def put(data, off, length, idx, amt, zero):  # noqa: ANN001, ANN202
+            for k in range(idx.shape[0]):
+                s = idx[k]
+                a = amt[k]
+                if a <= 0:
+                    continue
+                end = off[s] + length[s]
+                if zero:
+                    for j in range(end, end + a):
+                        data[s, j] = 0
+                length[s] += a
+
+        @jit
+        def pad(data, off, length, anno32, idx, nbytes, zero, col):  # noqa: ANN001, ANN202
+            # First check that every padded packet fits its slot; if not, change
+            # nothing and return the end offset needed.
+            need = 0
+            for k in range(idx.shape[0]):
+                s = idx[k]
+                L = length[s]
+                a = (nbytes - L if L < nbytes else 0) if nbytes else anno32[s, col]
+                if off[s] + L + a > need:
+                    need = off[s] + L + a
+            if need > data.shape[1]:
+                return need
+            for k in range(idx.shape[0]):
+                s = idx[k]
+                L = length[s]
+                a = (nbytes - L if L < nbytes else 0) if nbytes else anno32[s, col]
+                if a > 0:
+                    if zero:
+                        end = off[s] + L
+                        for j in range(end, end + a):
+                            data[s, j] = 0
+                    length[s] = L + a
+                anno32[s, col] = 0
+            return 0
+
+        self.pull, self.push, self.take, self.truncate, self.put = pull, push, take, truncate, put
+        self.pad = pad
+
+
+_kernels: _Kernels | None = None
+
+
+def kernels() -> _Kernels:
+    global _kernels
+    if _kernels is None:
+        _kernels = _Kernels()
+    return _kernels
 
 
 # -- length helpers -----------------------------------------------------------------------
@@ -60,64 +172,42 @@ def pull_front(batch: PacketBatch, n: int, *, complain: bool = True) -> None:
     ``Packet::pull N > length L`` diagnostic, as Click's Packet::pull prints.
     """
     pool, idx = batch.pool, batch.idx
-    ln = pool.length[idx]
-    if complain:
-        short = ln < n
-        if short.any():
-            for L in ln[short].tolist():
-                chatter(f"Packet::pull {n} > length {L}")
-    amt = np.minimum(ln, n)
-    pool.off[idx] += amt
-    pool.length[idx] = ln - amt
+    short = np.empty(len(idx), np.int32)
+    ns = kernels().pull(pool.off, pool.length, idx, n, short)
+    if ns and complain:
+        for L in short[:ns].tolist():
+            chatter(f"Packet::pull {n} > length {L}")
 
 
 def push_front(batch: PacketBatch, n: int) -> None:
     """Prepend ``n`` bytes to every packet (their contents are whatever the slot held)."""
     pool, idx = batch.pool, batch.idx
-    off = pool.off[idx]
-    ok = off >= n
-    if ok.all():
-        pool.off[idx] = off - n
-        pool.length[idx] += n
-        return
-    for s in idx[~ok].tolist():
+    left = np.empty(len(idx), np.int32)
+    nl = kernels().push(pool.off, pool.length, idx, n, left)
+    for s in left[:nl].tolist():
         Packet(pool, s).push(n)
-    good = idx[ok]
-    pool.off[good] -= n
-    pool.length[good] += n
 
 
 def take_back(batch: PacketBatch, n: int, *, complain: bool = True) -> None:
     """Remove ``n`` bytes from the end of every packet (all of a shorter packet)."""
     pool, idx = batch.pool, batch.idx
-    ln = pool.length[idx]
-    if complain:
-        short = ln < n
-        if short.any():
-            for L in ln[short].tolist():
-                chatter(f"Packet::take {n} > length {L}")
-    pool.length[idx] = ln - np.minimum(ln, n)
+    short = np.empty(len(idx), np.int32)
+    ns = kernels().take(pool.length, idx, n, short)
+    if ns and complain:
+        for L in short[:ns].tolist():
+            chatter(f"Packet::take {n} > length {L}")
 
 
 def put_back(batch: PacketBatch, amounts: np.ndarray | int, zero: bool = True) -> None:
     """Append ``amounts`` bytes (per packet, or one number) to the end of every packet."""
     pool, idx = batch.pool, batch.idx
-    amt = np.broadcast_to(np.asarray(amounts, np.int64), (len(idx),))
+    amt = np.ascontiguousarray(np.broadcast_to(np.asarray(amounts, np.int64), (len(idx),)))
     if not amt.any():
         return
-    off = pool.off[idx].astype(np.int64)
-    ln = pool.length[idx].astype(np.int64)
-    end = off + ln + amt
-    need = int(end.max())
+    need = int((pool.off[idx] + pool.length[idx] + amt).max())
     if need > pool.slot_size:
         pool.ensure_slot_size(need)
-    if zero:
-        m = int(amt.max())
-        cols = (off + ln)[:, None] + np.arange(m)[None, :]
-        valid = np.arange(m)[None, :] < amt[:, None]
-        rows = np.broadcast_to(idx[:, None], cols.shape)
-        pool.data[rows[valid], cols[valid]] = 0
-    pool.length[idx] = (ln + amt).astype(np.int32)
+    kernels().put(pool.data, pool.off, pool.length, idx, amt, zero)
 
 
 # -- Strip / Unstrip / Truncate / Pad / Resize ------------------------------------------
@@ -225,16 +315,9 @@ class Truncate(Element):
         self.add_write_handler("nbytes", int_writer(self, "nbytes", 0, 0xFFFFFFFF))
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
-        pool, idx = batch.pool, batch.idx
-        ln = pool.length[idx]
-        long = ln > self.nbytes
-        if long.any():
-            sel = idx[long]
-            if self.extra_anno:
-                extra = ln[long].astype(np.int64) - self.nbytes
-                set_anno_u32(pool, sel, EXTRA_LENGTH_ANNO_OFFSET,
-                             anno_u32(pool, sel, EXTRA_LENGTH_ANNO_OFFSET) + extra)
-            pool.length[sel] = self.nbytes
+        pool = batch.pool
+        col = EXTRA_LENGTH_ANNO_OFFSET >> 2 if self.extra_anno else -1
+        kernels().truncate(pool.length, pool.anno.view(np.uint32), batch.idx, self.nbytes, col)
         return batch
 
 
@@ -279,12 +362,12 @@ class Pad(Element):
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
         pool, idx = batch.pool, batch.idx
-        if self.nbytes:
-            amt = np.maximum(self.nbytes - pool.length[idx].astype(np.int64), 0)
-        else:
-            amt = anno_u32(pool, idx, EXTRA_LENGTH_ANNO_OFFSET)
-        put_back(batch, amt, self.zero)
-        set_anno_u32(pool, idx, EXTRA_LENGTH_ANNO_OFFSET, 0)
+        pad = kernels().pad
+        col = EXTRA_LENGTH_ANNO_OFFSET >> 2
+        need = pad(pool.data, pool.off, pool.length, pool.anno.view(np.uint32), idx, self.nbytes, self.zero, col)
+        if need:
+            pool.ensure_slot_size(need)
+            pad(pool.data, pool.off, pool.length, pool.anno.view(np.uint32), idx, self.nbytes, self.zero, col)
         return batch
 
 

@@ -24,7 +24,7 @@ from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM, CHECKBOX
 from clickos.elements.standard.basic import bool_writer
 from clickos.packet.batch import PacketBatch
-from clickos.packet.pool import ANNO_SIZE
+from clickos.packet.pool import ANNO_SIZE, PacketPool
 
 
 def chatter(text: str) -> None:
@@ -142,10 +142,9 @@ class Print(Element):
 
         self.add_write_handler("active", bool_writer(self, "active"), CHECKBOX | CALM)
 
-    def line(self, pool: object, slot: int) -> str:
+    def line(self, pool: PacketPool, slot: int) -> str:
         """The text Print writes for the packet in ``slot``."""
-        p = pool  # PacketPool
-        length = int(p.length[slot])  # type: ignore[attr-defined]
+        length = int(pool.length[slot])
         nbytes = self.maxlength if self.contents else 0
         if nbytes < 0 or length < nbytes:
             nbytes = length
@@ -155,21 +154,17 @@ class Print(Element):
             parts.append(self.label)
             sep = ": "
         if self.timestamp:
-            parts.append(sep + format_timestamp(int(p.ts[slot])))  # type: ignore[attr-defined]
+            parts.append(sep + format_timestamp(int(pool.ts[slot])))
             sep = ": "
         parts.append(f"{sep}{length:4d}")
-        off = int(p.off[slot])  # type: ignore[attr-defined]
+        off = int(pool.off[slot])
         if self.headroom:
-            tail = p.slot_size - off - length  # type: ignore[attr-defined]
-            parts.append(f" (h{off} t{tail})")
+            parts.append(f" (h{off} t{pool.slot_size - off - length})")
         if self.print_anno:
-            parts.append(" | " + p.anno[slot, :ANNO_SIZE].tobytes().hex())  # type: ignore[attr-defined]
+            parts.append(" | " + pool.anno[slot, :ANNO_SIZE].tobytes().hex())
         if nbytes:
-            data = p.data[slot, off: off + nbytes].tobytes()  # type: ignore[attr-defined]
-            if self.contents == 1:
-                parts.append(" | " + _hex_groups(data))
-            else:
-                parts.append(" | " + _ascii_groups(data))
+            data = pool.data[slot, off: off + nbytes].tobytes()
+            parts.append(" | " + (_hex_groups(data) if self.contents == 1 else _ascii_groups(data)))
         return "".join(parts)
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:

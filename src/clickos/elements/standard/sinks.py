@@ -123,6 +123,7 @@ class Idle(Element):
 
     port_count = "-/-"
     processing = "a/a"
+    flow_code = "x/y"  # nothing flows from an input to an output
     flags = "S0"
 
     def __init__(self) -> None:
@@ -138,3 +139,30 @@ class Idle(Element):
 
     def pull(self, port: int, max: int = 1) -> PacketBatch | None:
         return None
+
+
+class Error(Element):
+    """Error(...)
+
+    Always fails to initialize, so a configuration containing it never runs.
+
+    Accepts any ports and any configuration.  Tools put it in place of elements
+    they could not resolve; the router then reports where the problem is.
+    """
+
+    port_count = "-/-"
+    processing = "a/a"
+    flow_code = "x/y"
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        pass  # any arguments are accepted
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        # Fails without a message of its own, as Click's ErrorElement does: the
+        # router's "Router could not be initialized!" says enough.
+        raise _SilentFailure()
+
+
+class _SilentFailure(ConfigError):
+    def __init__(self) -> None:
+        super().__init__("")

@@ -17,6 +17,7 @@ from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import NONEXCLUSIVE
 from clickos.elements.standard.basic import compute_split_ok, int_writer, push_copies, push_ports
+from clickos.elements.standard.info import click_random
 from clickos.packet.batch import PacketBatch
 from clickos.packet.pool import PAINT_ANNO_OFFSET
 
@@ -350,8 +351,6 @@ class RandomSwitch(Element):
         self._split_ok = compute_split_ok(self)
 
     def push(self, port: int, batch: PacketBatch) -> None:
-        from clickos.elements.standard.info import click_random
-
         ports = click_random().integers(0, self.noutputs, size=len(batch), dtype=np.int32)
         push_ports(self, batch, ports)
 
@@ -367,8 +366,9 @@ class StrideSwitch(Element):
 
     Output I holds TICKETSI tickets; over time each output receives a share of
     the packets proportional to its tickets.  Each arriving packet goes to the
-    output whose pass value is lowest (ties go to the lower-numbered output),
-    whose pass then advances by its stride, 65536 divided by its tickets.  An
+    output whose pass value is lowest (initially, ties favour lower-numbered
+    outputs); that output's pass then advances by its stride, 65536 divided by
+    its tickets.  An
     output with zero tickets receives nothing; with no tickets at all packets
     are dropped.  There must be one argument per output; tickets are at most
     32768.

@@ -54,7 +54,7 @@ class _CheckTransport(_Checker):
 
     def _report(self, reason: int) -> None:
         if self.drops == 0 or self.verbose:
-            chatter(self.message.format(name=self.name, reason=self.reasons[reason]))
+            chatter(self.message.format(decl=self.declaration(), reason=self.reasons[reason]))
         self.drops += 1
         if self.reason_drops is not None:
             self.reason_drops[reason] += 1
@@ -90,7 +90,7 @@ class CheckTCPHeader(_CheckTransport):
 
     proto = 6
     reasons = ("not TCP", "bad packet length", "bad TCP checksum")
-    message = "{name}: TCP header check failed: {reason}"
+    message = "{decl}: TCP header check failed: {reason}"
 
 
 class CheckUDPHeader(_CheckTransport):
@@ -189,7 +189,7 @@ class SetUDPChecksum(_Checker):
         if len(self.outputs) == 1:
             key = "SetUDPChecksum_message"
             if not self.router.attachments.get(key):
-                chatter(f"{self.name}: fragment or short packet")
+                chatter(f"{self.declaration()}: fragment or short packet")
                 self.router.attachments[key] = self
 
 
