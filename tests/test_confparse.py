@@ -865,8 +865,10 @@ def test_int_roundtrip(n: int) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(1, 28))
+@given(st.integers(0, 2**32 - 1), st.integers(1, 24))
 def test_unparse_real2_roundtrip(value: int, bits: int) -> None:
+    # Above ~24 fraction bits Click's 32-bit digit loop wraps and the text no longer
+    # round-trips exactly; we reproduce that arithmetic, so only test where Click is exact.
     assert cp.parse_unsigned_fixed_point(cp.unparse_real2(value, bits), bits) == value
 
 

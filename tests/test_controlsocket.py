@@ -520,9 +520,10 @@ def test_unix_socket_and_cleanup_unlinks(tmp_path: os.PathLike) -> None:
     # READONLY also blocks `stop`; end the driver from outside instead
     assert c.ask(b"write stop") == b"530 Permission denied for 'stop'"
     r.please_stop_driver()
+    c.close()                 # wakes the driver's select so it notices the stop
     t.join(5)
+    assert not t.is_alive()
     r.cleanup()
-    c.close()
     assert not os.path.exists(path)
 
 
@@ -576,11 +577,17 @@ def test_hot_swap_keeps_socket_and_open_connection() -> None:
     tick.master = master
     tick.schedule_after_msec(5)
 
-    def pump(until: float = 0.2) -> None:
-        end = time.monotonic() + until
+    def pump(sock: socket.socket | None = None) -> None:
+        """Run the driver until ``sock`` (default: the client's) has something to read."""
+        import select
+
+        sock = sock or client.sock
+        end = time.monotonic() + 5
         while time.monotonic() < end:
             master.driver_once()
             master.run_os()
+            if select.select([sock], [], [], 0)[0]:
+                return
 
     def ask(cmd: bytes) -> bytes:
         client.sock.sendall(cmd + b"\n")
@@ -599,9 +606,64 @@ def test_hot_swap_keeps_socket_and_open_connection() -> None:
     assert ask(b"read cs.config") == b"200 Read handler 'cs.config' OK"
     assert b"RETRIES 1" in client.data()
     late = Client(("127.0.0.1", port))      # the listener moved over too
-    pump()
+    pump(late.sock)
     assert late.line() == b"Click::ControlSocket/1.3"
     late.close()
     client.close()
     new.cleanup()
     master.close()
+
+
+def test_socket_type_talks_over_an_inherited_descriptor() -> None:
+    ours, theirs = socket.socketpair()
+    try:
+        r, t = start(f"cs :: ControlSocket(SOCKET, {theirs.fileno()}); Idle -> c :: Counter -> Discard")
+        ours.settimeout(5)
+        c = Client.__new__(Client)
+        c.sock, c.buf = ours, b""
+        assert c.line() == b"Click::ControlSocket/1.3"
+        assert c.read(b"c.count") == b"0"
+        stop(r, t, c)
+    finally:
+        ours.close()
+
+
+def test_click_driver_hotconfig_keeps_queue_and_clients(tmp_path: os.PathLike) -> None:
+    """``click -R -u PATH``: hot-swap through the driver's ``hotconfig`` handler."""
+    import subprocess
+
+    from conftest import BIN
+
+    exe = os.path.join(BIN, "click")
+    if not os.path.exists(exe):
+        pytest.skip("click program not installed")
+    path = os.path.join(str(tmp_path), "ctl")
+    config = "InfiniteSource(LIMIT 5) -> c :: Counter -> q :: Queue(10) -> Idle"
+    proc = subprocess.Popen([exe, "-R", "-u", path, "-e", config],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        c = Client(path, socket.AF_UNIX)
+        assert c.line() == b"Click::ControlSocket/1.3"
+        assert c.read(b"q.length") == b"5"
+        assert c.ask(b"write hotconfig " + config.replace("LIMIT 5", "LIMIT 2").encode()) == (
+            b"200 Write handler 'hotconfig' OK")
+        # the queue's five packets moved over; the new source added two more
+        assert c.read(b"q.length") == b"7"
+        assert c.read(b"click_driver@@ControlSocket.config").endswith(b", RETRIES 1, RETRY_WARNINGS false")
+        assert c.ask(b"write hotconfig Print") == b"520-Write handler 'hotconfig' error:"
+        assert c.line() == b"520-config:1: 'Print@1 :: Print' input 0 unused"
+        assert c.line() == b"520-config:1: 'Print@1 :: Print' output 0 unused"
+        assert c.line() == b"520 Router could not be initialized!"
+        assert c.read(b"q.length") == b"7"
+        assert c.ask(b"write stop") == b"200 Write handler 'stop' OK"
+        assert proc.wait(10) == 0
+        c.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -246,3 +246,16 @@ def test_udpipencap():
     assert p.dst == "4.4.4.4" and p[UDP].chksum == 0
     for bad in ("1.0.0.1, 70000, 2.0.0.2, 1", "1.0.0.1, 1, nowhere, 1"):
         build([("e", "UDPIPEncap", bad)], [], ok=False)
+
+
+def test_icmpipencap():
+    r = chain("ICMPIPEncap", "1.0.0.1, 2.0.0.2, timestamp, IDENTIFIER 3")
+    r.find("src").send([b"abc"], ip=False)
+    p = IP(r.find("out0").got[0])
+    assert (p[ICMP].type, p[ICMP].id, p[ICMP].seq, len(r.find("out0").got[0])) == (13, 3, 1, 43)
+    assert valid(r.find("out0").got[0])
+    r = chain("ICMPIPEncap", "1.0.0.1, 2.0.0.2, unreachable, host")
+    r.find("src").send([b"abc"], ip=False)
+    p = IP(r.find("out0").got[0])
+    assert (p[ICMP].type, p[ICMP].code, len(r.find("out0").got[0])) == (3, 1, 31)
+    build([("e", "ICMPIPEncap", "1.0.0.1, 2.0.0.2, 3, bogus")], [], ok=False)

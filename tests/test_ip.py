@@ -483,3 +483,57 @@ def test_ipinputcombo_and_ipoutputcombo(capsys):
     r.find("src").send([tcp_packet(ttl=5), tcp_packet(ttl=1), raw(IP(ttl=9) / (b"x" * 50))], nh=0, paint=1)
     assert [len(r.find(f"o{i}").got) for i in range(5)] == [1, 3, 0, 1, 1]
     assert IP(r.find("o0").got[0]).ttl == 4
+
+
+# -- garbage in: nothing raises ------------------------------------------------------------------------------
+
+FUZZ_ELEMENTS = [
+    ("EtherEncap", "0x800, 1:1:1:1:1:1, 2:2:2:2:2:2"), ("EtherRewrite", "1:1:1:1:1:1, 2:2:2:2:2:2"),
+    ("EtherMirror", ""), ("HostEtherFilter", "1:1:1:1:1:1"), ("MarkMACHeader", "4, 14"),
+    ("StripEtherVLANHeader", ""), ("EtherVLANEncap", "0x800, 1:1:1:1:1:1, 2:2:2:2:2:2, ANNO"),
+    ("VLANEncap", "ANNO"), ("VLANDecap", ""), ("SetVLANAnno", "3"), ("ARPResponder", "0/0 1:1:1:1:1:1"),
+    ("ARPPrint", ""), ("CheckIPHeader", ""), ("CheckIPHeader2", "OFFSET 3"), ("MarkIPHeader", "2"),
+    ("StripIPHeader", ""), ("UnstripIPHeader", ""), ("StripToNetworkHeader", ""), ("DecIPTTL", ""),
+    ("IPPrint", "CONTENTS hex"), ("IPPrint", "PAYLOAD ascii"), ("IPEncap", "4, 1.0.0.1, DST_ANNO"),
+    ("IPFragmenter", "30, false"), ("IPReassembler", ""), ("IPGWOptions", "1.1.1.1"), ("FixIPSrc", "1.1.1.1"),
+    ("GetIPAddress", "IP src"), ("GetIPAddress", "60"), ("SetIPAddress", "1.2.3.4"), ("StoreIPAddress", "dst"),
+    ("StoreIPAddress", "1.2.3.4, 9"), ("StoreIPAddress", "0"), ("SetIPChecksum", ""), ("SetIPDSCP", "5"),
+    ("MarkIPCE", ""), ("DropBroadcasts", ""), ("IPInputCombo", "1"), ("LinearIPLookup", "0/0 0"),
+    ("RadixIPLookup", "1.0.0.0/8 0"), ("DirectIPLookup", "0/0 1.1.1.1 0"), ("RangeIPLookup", "0/0 0"),
+    ("CheckICMPHeader", ""), ("ICMPError", "1.1.1.1, unreachable, host"), ("ICMPPingResponder", ""),
+    ("ICMPPingEncap", "1.1.1.1, 2.2.2.2"), ("ICMPIPEncap", "1.1.1.1, 2.2.2.2, 13"), ("CheckTCPHeader", ""),
+    ("CheckUDPHeader", ""),
+    ("SetTCPChecksum", "true"), ("SetUDPChecksum", ""), ("UDPIPEncap", "1.1.1.1, 1, 2.2.2.2, 2"),
+]
+
+
+@pytest.mark.parametrize("cls, cfg", FUZZ_ELEMENTS)
+def test_garbage_never_raises(cls, cfg, capsys):
+    """Random bytes, truncated headers, wild header annotations and packets at the
+    very end of their slot: every element copes (drops, passes or errors out)."""
+    import random
+
+    rng = random.Random(hash((cls, cfg)) & 0xFFFF)
+    r = build([("src", Src, ""), ("e", cls, cfg), ("a", Sink, "")], [("src", 0, "e", 0), ("e", 0, "a", 0)])
+    pool = r.pool
+    for _ in range(60):
+        n = rng.choice([0, 1, 5, 14, 19, 20, 21, 28, 40, 60, 100, 300])
+        data = bytes(rng.getrandbits(8) for _ in range(n))
+        if n >= 20 and rng.random() < 0.7:
+            data = bytes([0x40 | rng.randint(0, 15)]) + data[1:]
+        s = pool.new_packet(data, rng.choice([None, 0, 10]))
+        if rng.random() < 0.2:
+            o = pool.slot_size - n
+            pool.data[s, o: o + n] = np.frombuffer(data, np.uint8)
+            pool.off[s] = o
+        o = int(pool.off[s])
+        if rng.random() < 0.7:
+            pool.nh[s] = o + rng.choice([0, 0, 2, n, -5, n + 3])
+            pool.th[s] = -1 if rng.random() < 0.1 else pool.nh[s] + rng.choice([20, 24, 0, 60, 200])
+        if rng.random() < 0.3:
+            pool.mac[s] = o + rng.choice([0, -14, n])
+        pool.anno[s] = np.frombuffer(bytes(rng.getrandbits(8) for _ in range(48)), np.uint8)
+        pool.ptype[s] = rng.randint(0, 4)
+        pool.ts[s] = rng.choice([0, 10**9, 10**11])
+        r.find("e").push(0, PacketBatch.one(pool, s))
+    capsys.readouterr()

@@ -128,6 +128,13 @@ def _raw(path: str, data: bytes) -> bytes:
     return out
 
 
+def test_error_413_body_too_large(vm):
+    _, c = vm
+    raw = _raw(c.socket_path, b"POST /instances HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{")
+    assert raw.startswith(b"HTTP/1.1 413")
+    assert b"Connection: close" in raw.split(b"\r\n\r\n")[0]
+
+
 def test_error_404_409_405(vm):
     _, c = vm
     for fn, args in ((c.show, ("ghost",)), (c.stop, ("ghost",)), (c.start, ("ghost",)), (c.destroy, ("ghost",)),

@@ -10,7 +10,7 @@ import pytest
 
 from clickos.vm import channel
 from clickos.vm.daemon import RestartPolicy
-from clickos.vm.sandbox import Limits, parse_size
+from clickos.vm.sandbox import KsmControl, Limits, parse_size
 from clickos.vm.testing import host_support, running_daemon
 
 SUPPORT = host_support()
@@ -70,6 +70,16 @@ def test_channel_messages_and_descriptors():
         for fd in (r, w):
             os.close(fd)
         b.close()
+
+
+def test_ksm_control_reads_without_changing_anything():
+    k = KsmControl()
+    if not k.available:
+        pytest.skip("no KSM on this kernel")
+    st = k.stats()
+    assert {"pages_shared", "pages_sharing", "run"} <= set(st)
+    k.restore()                                   # nothing saved: nothing written
+    assert k.stats()["run"] == st["run"]
 
 
 def _status(pid: int) -> dict[str, str]:

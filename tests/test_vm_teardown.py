@@ -153,3 +153,22 @@ def test_detach_pid_file_and_stop(tmp_path):
     assert not _alive(pid) and not _alive(inst)
     assert not os.path.exists(pid_file)
     assert not os.path.exists(os.path.join(run, "clickos.sock"))
+
+
+def test_daemon_survives_the_zygote_dying(tmp_path):
+    from clickos.vm.testing import running_daemon
+
+    idle = "c :: Counter; Idle -> c -> Discard;"
+    with running_daemon(tmp_path, prefork=1) as (daemon, c):
+        c.create("keep", idle, restart={"policy": "always", "backoff_initial": 0.05})
+        c.create("lose", idle)
+        zygote, pid = daemon.zygote_pid, c.show("keep")["pid"]
+        os.kill(zygote, signal.SIGKILL)
+        s = wait_for(lambda: (x := c.show("keep"))["state"] == "running" and x["pid"] != pid and x, timeout=60)
+        assert daemon.zygote_pid != zygote
+        assert "zygote died" in s["last_exit"]["reason"]
+        assert c.read("keep", "c.count") == "0"
+        lost = c.show("lose")
+        assert lost["state"] == "crashed" and "zygote died" in lost["last_exit"]["reason"]
+        assert not _alive(pid)
+        assert any(e["event"] == "zygote died" for e in c.info()["events"])

@@ -264,6 +264,9 @@ class Driver:
                         errh.error("exit handler value should be integer")
                         exit_value = 255
         sys.stdout.flush()
+        # Click cleans up after the -h and -x handlers: sockets close, files flush.
+        router.cleanup()
+        self.master.close()
         return exit_value
 
     def _stop_signal(self, signo: int, _frame: object) -> None:

@@ -83,11 +83,13 @@ def _alive(pid: int) -> bool:
 def start_daemon(run_dir: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     sock = os.path.join(run_dir, "clickos.sock")
     cmd = [sys.executable, "-m", "clickos.cli", "daemon", "--run-dir", run_dir, "--socket", sock,
-           "--prefork", str(args.prefork), "--namespaces", args.namespaces]
+           "--prefork", str(args.prefork), "--prefork-warm", str(args.prefork_warm), "--namespaces", args.namespaces]
     if args.no_cgroups:
         cmd.append("--no-cgroups")
     if args.no_control_sockets:
         cmd.append("--no-control-sockets")
+    if args.ksm:
+        cmd += ["--ksm", "--ksm-pages-to-scan", str(args.ksm_pages_to_scan)]
     out = open(os.path.join(run_dir, "daemon.out"), "wb")  # noqa: SIM115 - lives as long as the daemon
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     out.close()
@@ -148,6 +150,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             probe = "idle-probe"
             c.create(probe, IDLE_CONFIG, limits=_limits(args))
         time.sleep(0.3)
+        if args.ksm:
+            # A page is merged once it has looked the same on two passes of
+            # ksmd: wait for three full passes (or give up after --settle seconds).
+            t2 = time.monotonic()
+            start = (c.info().get("ksm") or {}).get("full_scans", 0)
+            while time.monotonic() - t2 < args.settle:
+                if (c.info().get("ksm") or {}).get("full_scans", 0) >= start + 3:
+                    break
+                time.sleep(1)
+            result["ksm"] = c.info().get("ksm")
+            result["ksm_settle_s"] = round(time.monotonic() - t2, 1)
         mems = [it["memory"] for it in c.list() if it.get("memory") and it["name"].startswith("idle-")]
         result["idle_pss_mib"] = round(statistics.median(m["pss_bytes"] for m in mems) / 2**20, 3) if mems else None
         result["idle_uss_mib"] = round(statistics.median(m["uss_bytes"] for m in mems) / 2**20, 3) if mems else None
@@ -235,11 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=30.0, help="ms between timed boots")
     ap.add_argument("--breakdown", type=int, default=0, help="show where the first K timed boots came from")
     ap.add_argument("--prefork", type=int, default=2, help="daemon's pool of pre-forked processes (0: none)")
+    ap.add_argument("--prefork-warm", type=int, default=1, help="practice boots per pre-forked process")
     ap.add_argument("--memory", help="memory limit for every instance (e.g. 64M)")
     ap.add_argument("--pids", type=int, help="pids limit for every instance")
     ap.add_argument("--namespaces", default="net,uts,ipc,mnt")
     ap.add_argument("--no-cgroups", action="store_true")
     ap.add_argument("--no-control-sockets", action="store_true")
+    ap.add_argument("--ksm", action="store_true", help="run the daemon with --ksm (kernel same-page merging)")
+    ap.add_argument("--ksm-pages-to-scan", type=int, default=2000, help="with --ksm: ksmd's scan rate")
+    ap.add_argument("--settle", type=float, default=300.0,
+                    help="with --ksm: longest wait for ksmd to go over the idle instances before measuring")
     ap.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -260,15 +278,16 @@ def main(argv: list[str] | None = None) -> int:
         if res.get("boot_steps_p50_ms"):
             print("boot steps (p50, ms after the daemon took the request): "
                   + ", ".join(f"{k.removesuffix('_ms')} {v}" for k, v in res["boot_steps_p50_ms"].items())
-                  + f"  sources {res['boot_sources']}")
+                  + (f"  sources {res['boot_sources']}" if res["boot_sources"] else ""))
         print(f"idle instance memory   PSS {res['idle_pss_mib']} MiB   private {res['idle_uss_mib']} MiB   "
-              f"(zygote RSS {res['zygote_rss_mib']} MiB)")
+              f"(zygote RSS {res['zygote_rss_mib']} MiB)"
+              + (f"   with KSM after {res['ksm_settle_s']} s: {res['ksm']}" if res.get("ksm") else ""))
         cg = res["cgroups"]
         print(f"isolation              cgroups v{cg['version']} {','.join(cg['controllers'] or []) or 'none'}; "
               f"namespaces {','.join(res['namespaces'] or []) or 'none'}")
         print(f"teardown               {'clean' if res['teardown']['clean'] else res['teardown']}")
     keys = ("p50_ms", "p99_ms", "max_ms", "idle_pss_mib", "running", "idle_uss_mib", "mean_ms", "handler_reads_ok",
-            "teardown")
+            "ksm", "teardown")
     if args.json:
         print(json.dumps({k: res.get(k) for k in keys}))
     with contextlib.suppress(Exception):

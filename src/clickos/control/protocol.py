@@ -19,8 +19,8 @@ and text, ``-`` after the code on every line but the last of one reply, CRLF
 line ends, control characters shown as ``^X`` and bytes above 126 as octal
 escapes.  Read results follow as ``DATA n`` plus exactly ``n`` raw bytes.
 
-Two quirks of Click 2.1 are reproduced on purpose, since clients in the wild
-were written against it: a bad byte count in ``READDATA``/``WRITEDATA`` is
+Two oddities of Click 2.1 are kept on purpose, so that every reply matches
+Click's byte for byte: a bad byte count in ``READDATA``/``WRITEDATA`` is
 answered by the single line ``500-Syntax error in '%s'`` (continuation mark,
 no final line), and a ``QUIT`` with extra words first says ``500 Bad command
 syntax`` and then closes anyway.
@@ -74,7 +74,6 @@ _HELP = (
 # A "word" is a run of bytes other than C's isspace() set (space, \t, \n, \v, \f, \r).
 _WORD = re.compile(rb"[^ \t\n\v\f\r]+")
 _SPACE = b" \t\n\v\f\r"
-_DIGITS = re.compile(r"[+-]?[0-9]+|[+]?0[xX][0-9a-fA-F]+|[+]?0[bB][01]+")
 
 # next_command's results
 _DONE = 0      # a command was consumed (successfully or not)
@@ -113,26 +112,14 @@ def _to_bytes(text: str) -> bytes:
 
 def _parse_count(word: bytes) -> int | None:
     """A non-negative byte count written as Click's IntArg accepts it, else None."""
+    from clickos.core.confparse import parse_int
+    from clickos.core.errors import ClickError
+
     try:
-        text = word.decode("ascii")
-    except UnicodeDecodeError:
+        value = parse_int(word.decode("latin-1"))
+    except (ClickError, ValueError):
         return None
-    if not _DIGITS.fullmatch(text):
-        return None
-    try:
-        if text.lstrip("+").startswith(("0x", "0X")):
-            value = int(text.lstrip("+")[2:], 16)
-        elif text.lstrip("+").startswith(("0b", "0B")):
-            value = int(text.lstrip("+")[2:], 2)
-        elif len(text.lstrip("+-")) > 1 and text.lstrip("+-").startswith("0"):
-            value = int(text, 8)
-        else:
-            value = int(text, 10)
-    except ValueError:
-        return None
-    if not -(1 << 31) <= value < (1 << 31) or value < 0:
-        return None
-    return value
+    return value if value >= 0 else None
 
 
 @dataclass

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from clickos.core.confparse import unparse_real2
+
 HZ = 1000
 
 
@@ -57,24 +59,3 @@ class RateEWMA:
 
     def unparse_rate(self) -> str:
         return unparse_real2(self.avg * HZ, self.scale)
-
-
-def unparse_real2(value: int, frac_bits: int) -> str:
-    """Click's cp_unparse_real2: a fixed-point number with ``frac_bits`` binary
-    fraction bits, printed in decimal with as many digits as the bits justify."""
-    neg = value < 0
-    value = abs(value)
-    ipart = value >> frac_bits
-    frac = value & ((1 << frac_bits) - 1)
-    if frac == 0:
-        return ("-" if neg else "") + str(ipart)
-    # decimal digits needed to distinguish 2**-frac_bits steps
-    digits = 1
-    while 10**digits < (1 << frac_bits):
-        digits += 1
-    dec = (frac * 10**digits + (1 << (frac_bits - 1))) >> frac_bits
-    if dec >= 10**digits:
-        ipart += 1
-        dec -= 10**digits
-    s = f"{ipart}.{dec:0{digits}d}".rstrip("0").rstrip(".")
-    return ("-" if neg else "") + s

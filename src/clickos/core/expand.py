@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import os
 import random as _random
+import signal as _signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ _U64 = (1 << 64) - 1
 # Signal names a Script understands (TYPE SIGNAL and the kill function).
 SIGNALS: dict[str, int] = {}
 for _name in ("ABRT", "ALRM", "HUP", "INT", "IO", "PIPE", "QUIT", "TERM", "TSTP", "USR1", "USR2"):
-    _num = getattr(__import__("signal"), "SIG" + _name, None)
+    _num = getattr(_signal, "SIG" + _name, None)
     if _num is not None:
         SIGNALS[_name] = int(_num)
 
@@ -110,7 +111,7 @@ def format_double(x: float) -> str:
     with the sign bit set)."""
     if math.isnan(x):
         return "-nan" if math.copysign(1.0, x) < 0 else "nan"
-    return "%.12g" % x
+    return f"{x:.12g}"
 
 
 def _wrap64(x: int) -> int:

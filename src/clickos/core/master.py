@@ -51,6 +51,7 @@ class Master:
         # (fire_budget) and how many it consumed (fires_used).
         self.fire_budget = 1
         self.fires_used = 1
+        self._current: Task | None = None  # the task being fired, if any
         self._selector: selectors.BaseSelector | None = None
         self._select_cbs: dict[int, dict[int, Callable[[int, int], None]]] = {}
         self._wake_r = self._wake_w = -1
@@ -61,7 +62,18 @@ class Master:
 
     # -- tasks -------------------------------------------------------------------------
     def add_task(self, task: Task) -> None:
-        self._pending.append(task)
+        # As in single-threaded Click, a task scheduled while its router runs joins
+        # the run list at once (behind the head, at head pass + stride), so it can
+        # run in this very round; otherwise it waits on the pending list.
+        router = getattr(task.element, "router", None)
+        if router is not None and router.running and task is not self._current:
+            if task in self._tasks:  # a lazily removed, now stale, entry
+                i = self._tasks.index(task)
+                del self._tasks[i]
+                del self._passes[i]
+            self._insert(task)
+        else:
+            self._pending.append(task)
 
     def remove_task(self, task: Task) -> None:
         # Lazy removal: run_tasks drops unscheduled tasks when it meets them; a task
@@ -114,7 +126,9 @@ class Master:
             # one call and report how many fires it used (see fire_budget).
             self.fire_budget = ntasks + 1 if len(tasks) == 1 and not self._pending else 1
             self.fires_used = 1
+            self._current = t
             work_done = t.callback()
+            self._current = None
             if self.fires_used > 1:
                 ntasks -= self.fires_used - 1
             if t._scheduled:

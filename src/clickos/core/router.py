@@ -120,6 +120,12 @@ class Router:
         e.landmark = landmark
         self.elements.append(e)
         self.names[name] = e
+        if self.flat is not None and e.eindex >= len(self.flat.elements):
+            # Elements added by the driver (ControlSocket for -p/-u) are part of the
+            # configuration Click reports in flatconfig.
+            from clickos.lang import FlatElement
+
+            self.flat.elements.append(FlatElement(name, e.class_name(), config, landmark))
         return e
 
     def add_connection(self, fe: int, fp: int, te: int, tp: int) -> None:

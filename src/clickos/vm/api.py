@@ -231,7 +231,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         return 200, openapi.spec()
 
     def do_list(self, p: dict, q: dict, b: Any) -> tuple[int, Any]:
-        return 200, self.d.list()
+        return 200, self.d.list(memory=q.get("memory", "1").lower() not in ("0", "false", "no"))
 
     def do_create(self, p: dict, q: dict, b: Any) -> tuple[int, Any]:
         return 201, self.d.create(b)

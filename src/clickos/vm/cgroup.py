@@ -137,6 +137,7 @@ class CgroupManager:
             self.version = 1
             for c, point in v1.items():
                 parent = os.path.join(point, own.get(c, "/").lstrip("/"))
+                self._remove_stale(parent)
                 base = os.path.join(parent, self.tag)
                 try:
                     os.makedirs(base, exist_ok=True)
@@ -163,6 +164,7 @@ class CgroupManager:
             self.problems.append(f"cgroup2: {e.strerror}")
             return
         parent = os.path.join(root, own_path.lstrip("/"))
+        self._remove_stale(parent)
         base = os.path.join(parent, self.tag)
         try:
             os.makedirs(base, exist_ok=True)
@@ -187,6 +189,27 @@ class CgroupManager:
             self.base[c] = base
         if not ok:
             self.base[""] = base  # a tree without controllers still groups processes
+
+    def _remove_stale(self, parent: str) -> None:
+        """Remove base groups left by daemons that died without cleaning up
+        (``clickos-PID`` whose PID is gone)."""
+        try:
+            entries = os.listdir(parent)
+        except OSError:
+            return
+        for e in entries:
+            if not e.startswith("clickos-") or e == self.tag:
+                continue
+            pid = e.removeprefix("clickos-")
+            if not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+                continue
+            base = os.path.join(parent, e)
+            with contextlib.suppress(OSError):
+                for child in os.listdir(base):
+                    d = os.path.join(base, child)
+                    if os.path.isdir(d):
+                        self.remove(CgroupSet(child, {"x": d}, self.version), timeout=0.5)
+                os.rmdir(base)
 
     @property
     def available(self) -> list[str]:

@@ -204,7 +204,8 @@ def vm_main(argv: list[str]) -> int:
             r = client.create(args.name, config, limits=limits or None, restart=restart, wait=args.wait,
                               start=not args.no_start, stats=args.stats, filename=fname)
             timing = r.get("timing") or {}
-            extra = ", ".join(f"{k.removesuffix('_ms')} {v:.2f}ms" for k, v in timing.items())
+            extra = ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} in {timing[k]:.2f} ms"
+                              for k in ("ready_ms", "first_packet_ms") if k in timing)
             out(r, f"{r['name']}: {r['state']}, pid {r.get('pid') or '-'}" + (f" ({extra})" if extra else ""))
         elif cmd == "list":
             items = client.list()
@@ -281,12 +282,17 @@ def _daemon_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pid-file", help="pid file (default RUN_DIR/clickos.pid with --detach)")
     ap.add_argument("--detach", action="store_true", help="run in the background")
     ap.add_argument("--prefork", type=int, default=2, help="pre-forked warm processes kept ready")
+    ap.add_argument("--prefork-warm", type=int, default=1,
+                    help="practice boots each pre-forked process runs (faster boots, more memory)")
     ap.add_argument("--no-cgroups", action="store_true", help="do not use cgroups")
     ap.add_argument("--namespaces", default="net,uts,ipc,mnt", help="namespaces for instances ('' for none)")
     ap.add_argument("--uid-base", default="200000", help="instances run as UID-BASE+n ('none': keep ours)")
     ap.add_argument("--no-control-sockets", action="store_true",
                     help="do not give each instance a Click ControlSocket")
     ap.add_argument("--fault-elements", action="store_true", help="register the Fault* test elements")
+    ap.add_argument("--ksm", action="store_true",
+                    help="share identical pages across instances (starts the kernel's ksmd while running)")
+    ap.add_argument("--ksm-pages-to-scan", type=int, default=2000, help="ksmd's scan rate, pages per 20 ms")
     ap.add_argument("--stop-grace", type=float, default=2.0, help="seconds between SIGTERM and SIGKILL")
     ap.add_argument("--verbose", action="store_true", help="log every API request")
     return ap
@@ -297,9 +303,11 @@ def _config_from(args: argparse.Namespace) -> Any:
 
     uid_base = None if str(args.uid_base).lower() in ("none", "off", "") else int(args.uid_base)
     return DaemonConfig(run_dir=args.run_dir, socket_path=args.socket, prefork=max(0, args.prefork),
+                        prefork_warm=max(0, args.prefork_warm),
                         namespaces=tuple(n for n in args.namespaces.split(",") if n), cgroups=not args.no_cgroups,
                         uid_base=uid_base, control_sockets=not args.no_control_sockets,
-                        fault_elements=args.fault_elements, stop_grace=args.stop_grace)
+                        fault_elements=args.fault_elements, stop_grace=args.stop_grace, ksm=args.ksm,
+                        ksm_pages_to_scan=args.ksm_pages_to_scan)
 
 
 def _read_pid(path: str) -> int | None:

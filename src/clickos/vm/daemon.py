@@ -4,20 +4,31 @@ One :class:`Daemon` owns
 
 - a zygote process (:mod:`clickos.vm.zygote`), started at boot, that forks
   instances; it reports each child's exit status, so the daemon notices every
-  exit and crash as it happens;
-- a pool of pre-forked, already sandboxed and warmed processes (``prefork``),
-  so that creating an instance costs building its router rather than a fork;
+  exit and crash as it happens (it also holds a pidfd of every instance, sent
+  by the instance itself, to signal it without pid races);
+- a pool of pre-forked processes (``prefork``): already in their own cgroup
+  (joining one can wait for an RCU grace period, ~10 ms on cgroup v1) and
+  namespaces, with their ControlSocket bound, having practised a boot at low
+  priority (``prefork_warm``) so the copy-on-write faults of the boot path
+  are behind them.  Creating an instance then costs building its router;
 - one record per instance: name, configuration, limits, restart policy
-  (``no``, ``on-failure``, ``always``, with exponential back-off), state, pid,
-  its cgroup, its log file, its Click ControlSocket path, recent events;
+  (``no``, ``on-failure``, ``always``, with exponential back-off and an
+  optional ``max_restarts``), state, pid, cgroup, log file, ControlSocket
+  path, recent events and the reason for its last exit (signal, status, and
+  which limit it hit, from the cgroup's counters);
 - a supervisor thread that reads the zygote's and every instance's channel
-  (replies, ``ready``/``failed``/``first_packet`` events, exits) and runs the
-  restart timers.
+  (replies, ``ready``/``failed``/``first_packet`` events, exits), runs the
+  restart and pool-refill timers, and removes dead instances' cgroups.
+
+Instance states: ``created`` (not started), ``starting``, ``running``,
+``stopping``, ``stopped`` (by request), ``exited`` (on its own, cleanly),
+``crashed`` (killed or failed), ``failed`` (bad configuration, or gave up
+restarting), ``backoff`` (waiting to restart).
 
 The REST API (:mod:`clickos.vm.api`) calls the public methods from its
 request threads; they raise :class:`ApiError` with the HTTP status to answer.
 :meth:`Daemon.close` stops everything and removes every process, cgroup and
-socket it made.
+socket it made (logs stay in ``run_dir/logs``).
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from typing import Any
 from clickos import __version__
 from clickos.vm import channel
 from clickos.vm.cgroup import CgroupManager, CgroupSet
-from clickos.vm.sandbox import DEFAULT_NAMESPACES, Limits, SandboxSpec
+from clickos.vm.sandbox import DEFAULT_NAMESPACES, KsmControl, Limits, SandboxSpec
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 RESTART_POLICIES = ("no", "on-failure", "always")
@@ -133,12 +144,14 @@ class DaemonConfig:
     run_dir: str = "/run/clickos"
     socket_path: str | None = None          # default: run_dir/clickos.sock
     prefork: int = 2
-    prefork_warm: int = 2
+    prefork_warm: int = 1
     namespaces: tuple[str, ...] = DEFAULT_NAMESPACES
     cgroups: bool = True
     uid_base: int | None = 200_000          # None: instances keep the daemon's user
     control_sockets: bool = True
     fault_elements: bool = False
+    ksm: bool = False                       # let KSM merge identical pages across instances
+    ksm_pages_to_scan: int | None = 2000    # ksmd's scan rate while we run (pages per 20 ms)
     boot_timeout: float = 10.0
     request_timeout: float = 5.0
     stop_grace: float = 2.0
@@ -205,6 +218,7 @@ class Record:
     log_path: str = ""
     control_path: str | None = None
     boot_source: str = ""
+    old_cgroup: CgroupSet | None = None     # the last run's, being removed
     ready_seen_mono: float = 0.0
     boot_sent_mono: float = 0.0
     first_seen_mono: float = 0.0
@@ -260,6 +274,7 @@ class Daemon:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._register_q: collections.deque[Proc] = collections.deque()
+        self._cleanup_q: collections.deque[CgroupSet] = collections.deque()
         self._thread: threading.Thread | None = None
         self.closing = False
         self.closed = False
@@ -270,6 +285,7 @@ class Daemon:
         self.zygote_warm_seconds = 0.0
         self.zlock = threading.Lock()
         self.cgroups: CgroupManager | None = None
+        self.ksm: KsmControl | None = None
         self.sock_dir = os.path.join(self.cfg.run_dir, "sockets")
         self.log_dir = os.path.join(self.cfg.run_dir, "logs")
         self.events: collections.deque = collections.deque(maxlen=64)
@@ -279,6 +295,11 @@ class Daemon:
         for d in (self.cfg.run_dir, self.sock_dir, self.log_dir):
             os.makedirs(d, mode=0o700, exist_ok=True)
         self.cgroups = CgroupManager(enabled=self.cfg.cgroups)
+        if self.cfg.ksm:
+            self.ksm = KsmControl()
+            problem = self.ksm.enable(self.cfg.ksm_pages_to_scan) if self.ksm.available else "ksm: not available"
+            if problem:
+                self._daemon_event("ksm unavailable", error=problem)
         self._start_zygote()
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self._supervise, name="clickos-supervisor", daemon=True)
@@ -300,6 +321,8 @@ class Daemon:
                "--namespaces", ",".join(self.cfg.namespaces), "--warm-rounds", str(self.cfg.warm_rounds)]
         if self.cfg.fault_elements:
             cmd.append("--fault-elements")
+        if self.cfg.ksm:
+            cmd.append("--ksm")
         self.zygote = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
         theirs.close()
         ours.settimeout(300)
@@ -360,6 +383,7 @@ class Daemon:
                 self.zygote.kill()
                 self.zygote.wait(5)
         self._stop_supervisor()
+        self._cleanup()
         with self.lock:
             for rec in list(self.records.values()):
                 self._release(rec, remove_files=False)
@@ -368,6 +392,8 @@ class Daemon:
                 self._forget(p)
         if self.cgroups is not None:
             self.cgroups.close()
+        if self.ksm is not None:
+            self.ksm.restore()
         if self.zygote_sock is not None:
             self.zygote_sock.close()
         with contextlib.suppress(OSError):
@@ -465,7 +491,7 @@ class Daemon:
                 os.close(proc.pidfd)
             proc.pidfd = -1
         if proc.cgroup is not None and self.cgroups is not None and proc.record is None:
-            self.cgroups.remove(proc.cgroup, timeout=1.0)
+            self._cleanup_q.append(proc.cgroup)
             proc.cgroup = None
         if proc.control_tmp:
             with contextlib.suppress(OSError):
@@ -507,8 +533,16 @@ class Daemon:
                     with contextlib.suppress(KeyError, ValueError, OSError):
                         self._sel.register(p.chan, selectors.EVENT_READ, p)
             self._run_timers()
+            self._cleanup()
             if self.closing and self._thread_should_exit():
                 return
+
+    def _cleanup(self) -> None:
+        """Remove the cgroups of processes that are gone (supervisor thread, no lock)."""
+        while self._cleanup_q:
+            cg = self._cleanup_q.popleft()
+            if self.cgroups is not None:
+                self.cgroups.remove(cg, timeout=1.0)
 
     def _thread_should_exit(self) -> bool:
         return self.zygote is not None and self.zygote.poll() is not None and not self.procs_by_token
@@ -583,6 +617,18 @@ class Daemon:
         with self.lock:
             self._fill_pool()
 
+    def _drain(self, proc: Proc) -> None:
+        while True:
+            try:
+                msg, fds = channel.recv(proc.chan, nonblock=True)
+            except (BlockingIOError, InterruptedError, OSError):
+                return
+            if msg is None:
+                for fd in fds:
+                    os.close(fd)
+                return
+            self._proc_message(proc, msg, fds)
+
     def _proc_readable(self, proc: Proc) -> None:
         while True:
             try:
@@ -656,6 +702,9 @@ class Daemon:
     def _exited(self, proc: Proc, status: int, reason: str | None = None) -> None:
         """A process is gone (called with the lock held)."""
         rec = proc.record
+        # what it said before dying (say, why its configuration failed) may
+        # still be waiting on its channel: the zygote's report can come first
+        self._drain(proc)
         self._forget(proc)
         if proc in self.pool:
             self.pool.remove(proc)
@@ -670,8 +719,9 @@ class Daemon:
         info = self._explain(rec, proc, code, reason)
         if rec.cgroup is not None:
             info["cgroup"] = self.cgroups.stats(rec.cgroup) if self.cgroups else {}
-            if self.cgroups is not None:
-                self.cgroups.remove(rec.cgroup, timeout=1.0)
+            # removing it may mean killing stragglers and waiting: not under the lock
+            self._cleanup_q.append(rec.cgroup)
+            rec.old_cgroup = rec.cgroup
             rec.cgroup = proc.cgroup = None
         rec.last_exit = info
         ran = time.monotonic() - rec.started_mono if rec.started_mono else 0.0
@@ -781,7 +831,7 @@ class Daemon:
         rec.launch_mono = time.monotonic()
         proc = self._take_proc()
         rec.boot_source = "warm pool" if proc.warm else ("pool" if proc.pid is not None else "fork")
-        if proc.pid is not None and proc.warm is not None:
+        if proc.pid is not None:
             # pre-forked processes warm up at low priority; this one is needed now
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, proc.pid, 0)
@@ -900,6 +950,7 @@ class Daemon:
                     "instances": len(self.records), "states": dict(states), "pool": len(self.pool),
                     "cgroups": self.cgroups.describe() if self.cgroups else None,
                     "namespaces": list(self.cfg.namespaces), "socket": self.cfg.api_socket,
+                    "ksm": self.ksm.stats() if self.ksm else None,
                     "run_dir": self.cfg.run_dir, "events": list(self.events)}
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -967,10 +1018,15 @@ class Daemon:
             del self.records[rec.name]
         self._release(rec, remove_files=True)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self, memory: bool = True) -> list[dict[str, Any]]:
         with self.lock:
-            recs = list(self.records.values())
-            return [self._summary(r) for r in recs]
+            items = [self._summary(r, memory=False) for r in self.records.values()]
+        if memory:
+            # outside the lock: a thousand page-table walks take a while
+            for it in items:
+                if it["pid"] and it["state"] in ("running", "stopping"):
+                    it["memory"] = memory_of(it["pid"])
+        return items
 
     def _summary(self, rec: Record, memory: bool = True) -> dict[str, Any]:
         """The instance as the API shows it; ``memory`` reads /proc/PID/smaps_rollup
@@ -992,7 +1048,7 @@ class Daemon:
     def show(self, name: str) -> dict[str, Any]:
         with self.lock:
             rec = self._get(name)
-            out = self._summary(rec)
+            out = self._summary(rec, memory=False)
             out["config"] = rec.config
             out["events"] = list(rec.events)
             out["isolation"] = rec.isolation
@@ -1002,6 +1058,8 @@ class Daemon:
             running = rec.proc is not None and rec.proc.ready
         out["elements"] = None
         out["responsive"] = None
+        if running and out["pid"]:
+            out["memory"] = memory_of(out["pid"])
         if running:
             try:
                 r = self._request(rec, {"op": "counts"}, timeout=min(1.0, self.cfg.request_timeout))
@@ -1074,6 +1132,10 @@ class Daemon:
         with self.lock:
             if self.records.get(name) is rec:
                 self._drop(rec)
+            old, rec.old_cgroup = rec.old_cgroup, None
+        if old is not None and self.cgroups is not None:
+            # gone when destroy returns, with anything its processes left behind
+            self.cgroups.remove(old, timeout=2.0)
 
     def get_config(self, name: str) -> dict[str, Any]:
         with self.lock:

@@ -142,6 +142,8 @@ def spec() -> dict[str, Any]:
                                       "responses": {"200": _json({"type": "object"}, "OpenAPI document")}}},
             "/instances": {
                 "get": {"summary": "list instances",
+                        "parameters": [{"name": "memory", "in": "query", "schema": {"type": "boolean"},
+                                        "description": "read each instance's memory (default true)"}],
                         "responses": {"200": _json({"type": "array", "items": _ref("Instance")}, "instances")}},
                 "post": {"summary": "create (and start) an instance",
                          "requestBody": {"required": True,

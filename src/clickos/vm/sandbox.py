@@ -52,6 +52,7 @@ PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_THP_DISABLE = 41
+PR_SET_MEMORY_MERGE = 67
 
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
@@ -98,6 +99,16 @@ def disable_thp() -> None:
     fault would otherwise copy 2 MiB where 4 KiB would do."""
     with contextlib.suppress(OSError):
         prctl(PR_SET_THP_DISABLE, 1)
+
+
+def memory_merge() -> bool:
+    """Let the kernel's same-page merging (KSM) share this process's identical
+    anonymous pages, and its children's (Linux 6.4+; KSM must be running)."""
+    try:
+        prctl(PR_SET_MEMORY_MERGE, 1)
+        return True
+    except OSError:
+        return False
 
 
 def die_with_parent() -> None:
@@ -293,3 +304,58 @@ def drop_privileges(spec: SandboxSpec) -> list[str]:
     with contextlib.suppress(OSError):
         die_with_parent()
     return problems
+
+
+class KsmControl:
+    """Kernel same-page merging, for ``clickos daemon --ksm``.
+
+    Instances forked from one zygote touch the same objects in the same way,
+    so most of the pages they copy on write end up identical; KSM finds them
+    and shares them again.  Starting ``ksmd`` is a host-wide setting: it is
+    changed only when asked, and put back as it was on :meth:`restore`.
+    """
+
+    PATH = "/sys/kernel/mm/ksm"
+
+    def __init__(self) -> None:
+        self.saved: dict[str, str] = {}
+
+    def _read(self, name: str) -> str:
+        with open(os.path.join(self.PATH, name)) as f:
+            return f.read().strip()
+
+    def _write(self, name: str, value: str) -> None:
+        with open(os.path.join(self.PATH, name), "w") as f:
+            f.write(value)
+
+    @property
+    def available(self) -> bool:
+        return os.path.exists(os.path.join(self.PATH, "run"))
+
+    def enable(self, pages_to_scan: int | None = None) -> str | None:
+        """Start ksmd (and set its scan rate); returns a problem, or None."""
+        try:
+            if self._read("run") != "1":
+                self.saved["run"] = self._read("run")
+                self._write("run", "1")
+            if pages_to_scan is not None:
+                old = self._read("pages_to_scan")
+                if old != str(pages_to_scan):
+                    self.saved.setdefault("pages_to_scan", old)
+                    self._write("pages_to_scan", str(pages_to_scan))
+        except OSError as e:
+            return f"ksm: {e.strerror}"
+        return None
+
+    def stats(self) -> dict[str, int]:
+        out = {}
+        for name in ("pages_shared", "pages_sharing", "full_scans", "pages_to_scan", "run"):
+            with contextlib.suppress(OSError, ValueError):
+                out[name] = int(self._read(name))
+        return out
+
+    def restore(self) -> None:
+        for name in ("pages_to_scan", "run"):
+            if name in self.saved:
+                with contextlib.suppress(OSError):
+                    self._write(name, self.saved.pop(name))

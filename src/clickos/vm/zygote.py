@@ -149,10 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--namespaces", default="net,uts,ipc,mnt")
     ap.add_argument("--warm-rounds", type=int, default=30)
     ap.add_argument("--fault-elements", action="store_true", help="register the Fault* test elements")
+    ap.add_argument("--ksm", action="store_true", help="mark memory mergeable (kernel same-page merging)")
     args = ap.parse_args(argv)
     from clickos.vm import channel, sandbox
 
     sandbox.disable_thp()
+    if args.ksm:
+        sandbox.memory_merge()
     with contextlib.suppress(OSError):
         sandbox.die_with_parent()
     with contextlib.suppress(OSError):

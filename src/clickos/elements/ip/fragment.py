@@ -100,6 +100,10 @@ class IPFragmenter(Element):
         row = pool.data[s]
         ip = int(pool.nh[s])
         hlen = (int(row[ip]) & 0xF) << 2
+        if hlen < 20 or ip + hlen > int(pool.off[s]) + int(pool.length[s]):
+            ports.append(0)  # no usable IP header: pass it on untouched
+            slots.append(s)
+            return
         first_dlen = (self.mtu - hlen) & ~7
         ip_len = (int(row[ip + 2]) << 8) | int(row[ip + 3])
         in_dlen = ip_len - hlen

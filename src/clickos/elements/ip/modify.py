@@ -572,7 +572,7 @@ class IPGWOptions(_Checker):
         idx = batch.idx
         out = np.zeros(len(idx), np.int32)
         nh = pool.nh[idx]
-        hl = (pool.data[idx, np.maximum(nh, 0)] & 0xF).astype(np.int64) << 2
+        hl = (pool.data[idx, np.clip(nh, 0, pool.slot_size - 1)] & 0xF).astype(np.int64) << 2
         todo = np.flatnonzero((hl > 20) & (nh >= 0) & (nh + hl <= pool.slot_size))
         nbad = 0
         for i in todo.tolist():

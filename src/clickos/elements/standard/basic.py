@@ -1,8 +1,11 @@
 """Basic transfer elements: Null, PushNull, PullNull, Tee, PullTee, Hub, Bypass.
 
-Also the small handler helpers shared by the other modules of this family
-(``bool_writer``, ``int_writer``): write handlers over an attribute that
-report Click's data-handler error texts.
+Also helpers shared by the other modules of this family: ``bool_writer`` and
+``int_writer`` (write handlers over an attribute, with Click's data-handler
+error texts), ``push_ports``/``push_copies`` (send a batch out by per-packet
+port, or copied to several outputs, keeping Click's packet order unless
+``compute_split_ok`` says nothing downstream can tell), and ``clone_batch``
+(packet copies made by a numba kernel).
 """
 
 from __future__ import annotations

@@ -167,6 +167,34 @@ class SlotRing:
             buf[: n - first] = idx[first:]
         self.size += n
 
+    def push1(self, slot: Any) -> None:
+        """Append one slot (the per-packet fast path)."""
+        buf = self.buf
+        cap = len(buf)
+        size = self.size
+        if size >= cap:
+            self._grow(size + 1)
+            buf = self.buf
+            cap = len(buf)
+        t = self.head + size
+        if t >= cap:
+            t -= cap
+        buf[t] = slot
+        self.size = size + 1
+
+    def pop1(self) -> np.ndarray:
+        """Remove the head slot; returned as a one-element array."""
+        h = self.head
+        out = self.buf[h: h + 1].copy()
+        size = self.size - 1
+        self.size = size
+        if not size:
+            self.head = 0
+        else:
+            h += 1
+            self.head = 0 if h == len(self.buf) else h
+        return out
+
     def push_front1(self, slot: int) -> None:
         if self.size + 1 > len(self.buf):
             self._grow(self.size + 1)
@@ -408,10 +436,12 @@ class SimpleQueue(Storage):
     def deq(self, max: int = 1) -> PacketBatch | None:
         """Take up to ``max`` packets from the head, with no notification."""
         q = self.q
-        if not q.size:
+        size = q.size
+        if not size:
             return None
-        k = max if max < q.size else q.size
-        return PacketBatch(self.router.pool, q.pop_front(k))
+        if max == 1 or size == 1:
+            return PacketBatch(self._pool, q.pop1())  # type: ignore[arg-type]
+        return PacketBatch(self._pool, q.pop_front(max if max < size else size))  # type: ignore[arg-type]
 
     def pull(self, port: int, max: int = 1) -> PacketBatch | None:
         return self.deq(max)
@@ -565,12 +595,20 @@ class Queue(NotifierQueue):
 
     def push(self, port: int, batch: PacketBatch) -> None:
         idx = batch.idx
-        k = self._enqueue(idx)
+        q = self.q
+        if len(idx) == 1 and q.size < self.capacity:
+            q.push1(idx[0])
+            size = q.size
+            if size > self.highwater_length:
+                self.highwater_length = size
+            k = 1
+        else:
+            k = self._enqueue(idx)
         if k:
             note = self.empty_note
             if not note.signal.active():
                 note.set_active(True)
-            if self.q.size == self.capacity:
+            if q.size == self.capacity:
                 self.full_note.sleep()
         if k < len(idx):
             self._overflow(idx[k:])
@@ -1054,4 +1092,4 @@ class RED(Element):
                  + f", STABILITY {self.avg.stability}")
             return s + (", GENTLE false" if not self.gentle else "")
 
-        self.add_read_handler("config", config, CALM)
+        self.add_read_handler("config", config)  # Click clears CALM here

@@ -17,7 +17,7 @@ from clickos.core.args import Args
 from clickos.core.confparse import parse_bool, parse_int
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
-from clickos.core.handlers import CALM, CHECKBOX
+from clickos.core.handlers import CHECKBOX
 from clickos.core.notifier import SEARCH_CONTINUE_WAKE, Notifier, NotifierSignal, upstream_empty_signal
 from clickos.elements.standard.queues import EMPTY
 from clickos.packet.batch import PacketBatch
@@ -353,7 +353,7 @@ class StrideSched(Element):
 
             self.add_read_handler(f"tickets{i}", read)
             self.add_write_handler(f"tickets{i}", write)
-        self.add_read_handler("config", lambda: ", ".join(str(c.tickets) for c in self.clients), CALM)
+        self.add_read_handler("config", lambda: ", ".join(str(c.tickets) for c in self.clients))
 
 
 # -- Click's binary heap (smallest first), whose tie order TimeSortedSched's output shows.
@@ -565,7 +565,7 @@ class SimplePullSwitch(Element):
             self.set_input(k)
 
         self.add_write_handler("switch", write)
-        self.add_read_handler("config", lambda: self.input_, CALM)
+        self.add_read_handler("config", lambda: self.input_)
 
 
 class PullSwitch(SimplePullSwitch):

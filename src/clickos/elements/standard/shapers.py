@@ -118,7 +118,7 @@ class Shaper(Element):
     def add_handlers(self) -> None:
         self.add_read_handler("rate", self.rate_string)
         add_keyword_write_handler(self, "rate", "0 RATE")
-        self.add_read_handler("config", self.rate_string, CALM)
+        self.add_read_handler("config", self.rate_string)  # not CALM: the rate can change
 
         def reset(value: str, errh: ErrorHandler) -> None:
             self.gap.reset()
@@ -230,7 +230,7 @@ class RatedSplitter(Element):
     def add_handlers(self) -> None:
         self.add_read_handler("rate", self.rate_string)
         add_keyword_write_handler(self, "rate", "0 RATE")
-        self.add_read_handler("config", self.rate_string, CALM)
+        self.add_read_handler("config", self.rate_string)  # not CALM: the rate can change
 
 
 class BandwidthRatedSplitter(RatedSplitter):

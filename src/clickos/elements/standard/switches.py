@@ -9,6 +9,9 @@ across outputs, and otherwise pushed in order-preserving runs.
 
 from __future__ import annotations
 
+import errno
+import struct
+
 import numpy as np
 
 from clickos.core.args import Args
@@ -236,6 +239,23 @@ class Switch(_SettableSwitch):
 
     def push(self, port: int, batch: PacketBatch) -> None:
         self.checked_output_push(self.port, batch)
+
+    def llrpc(self, command: int, data: bytearray) -> int:
+        """Click's GET_SWITCH / SET_SWITCH low-level calls (a native-endian int)."""
+        from clickos.control.backend import CLICK_LLRPC_GET_SWITCH, CLICK_LLRPC_SET_SWITCH
+
+        if command == CLICK_LLRPC_SET_SWITCH:
+            if len(data) < 4:
+                return -errno.EINVAL
+            (v,) = struct.unpack("=i", bytes(data[:4]))
+            if v >= self.noutputs:
+                return -errno.EINVAL
+            self.port = v
+            return 0
+        if command == CLICK_LLRPC_GET_SWITCH:
+            data[:] = struct.pack("=i", self.port)
+            return 0
+        return -errno.EINVAL
 
 
 class InputSwitch(_SettableSwitch):

@@ -117,6 +117,11 @@ class Unqueue(Element):
         elif self.burst == 0:
             errh.warning("BURST size 0, no packets will be pulled")
 
+    def take_state(self, old: Element, errh: ErrorHandler) -> None:
+        """Hot-swap: keep counting from the old Unqueue's count (and LIMIT budget)."""
+        if isinstance(old, Unqueue):
+            self.count = old.count
+
     def run_task(self) -> bool:
         if not self.active:
             return False
@@ -258,6 +263,12 @@ class RatedUnqueue(Element):
         self.signal = upstream_empty_signal(self, 0, self.task)
         self.timer.initialize(self)
 
+    def take_state(self, old: Element, errh: ErrorHandler) -> None:
+        """Hot-swap: carry over the task statistics shown by ``calls``."""
+        if isinstance(old, RatedUnqueue):
+            self.runs, self.pushes = old.runs, old.pushes
+            self.failed_pulls, self.empty_runs = old.failed_pulls, old.empty_runs
+
     def _want(self) -> int:
         return 1
 
@@ -306,7 +317,7 @@ class RatedUnqueue(Element):
 
         self.add_write_handler("active", _bool_write(set_active), CHECKBOX)
         self.add_task_handlers(self.task)
-        self.add_read_handler("config", self.rate_string, CALM)
+        self.add_read_handler("config", self.rate_string)  # not CALM: the rate can change
 
 
 class BandwidthRatedUnqueue(RatedUnqueue):

@@ -1,0 +1,883 @@
+"""AggregateIPFlows (flow numbers for TCP/UDP packets) and AggregateCounter
+(packet or byte counts per aggregate annotation)."""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Any, TextIO
+
+import numpy as np
+
+from clickos.core.args import Args
+from clickos.core.confparse import (
+    parse_any,
+    parse_bool,
+    parse_filename,
+    parse_integer,
+    parse_seconds,
+    parse_string,
+    parse_uint64,
+    parse_unsigned,
+    shift_word,
+    uncomment,
+    unparse_timestamp,
+)
+from clickos.core.element import Element
+from clickos.core.errors import ConfigError, ErrorHandler
+from clickos.core.handlercall import HandlerCall
+from clickos.core.handlers import BUTTON, CHECKBOX, RAW
+from clickos.elements.analysis.common import (
+    AGGREGATE_ANNO,
+    EXTRA_LENGTH_ANNO,
+    EXTRA_PACKETS_ANNO,
+    PAINT_ANNO,
+    anno_u32,
+    set_anno_u32,
+)
+from clickos.elements.ip.common import push_runs
+from clickos.elements.standard.printing import chatter
+from clickos.packet.batch import PacketBatch
+from clickos.packet.pool import PacketPool
+
+_U32 = 0xFFFFFFFF
+_U64 = (1 << 64) - 1
+_NS = 1_000_000_000
+
+
+# ---------------------------------------------------------------------------------------
+# AggregateCounter
+# ---------------------------------------------------------------------------------------
+
+class _Node:
+    __slots__ = ("agg", "count", "c0", "c1")
+
+    def __init__(self, agg: int = 0, count: int = 0) -> None:
+        self.agg, self.count = agg, count
+        self.c0: _Node | None = None
+        self.c1: _Node | None = None
+
+
+def _ffs_msb(x: int) -> int:
+    """Position of the highest set bit counting from the top (1..32), 0 for none."""
+    return 33 - x.bit_length() if x else 0
+
+
+class _Trie:
+    """The radix tree AggregateCounter keeps its counts in.  Only its shape matters
+    here: ``reaggregate_counts`` counts every node, including the empty inner ones,
+    so the histogram it makes depends on it."""
+
+    def __init__(self) -> None:
+        self.root = _Node()
+
+    def _split(self, a: int, n: _Node) -> _Node:
+        swivel = _ffs_msb(a ^ n.agg)
+        bit = (a >> (32 - swivel)) & 1
+        mask = 0 if swivel == 1 else (_U32 << (33 - swivel)) & _U32
+        new, old = _Node(a), _Node(n.agg, n.count)
+        old.c0, old.c1 = n.c0, n.c1
+        down = (new, old) if bit == 0 else (old, new)
+        n.agg = down[0].agg & mask
+        if down[0].agg == n.agg:
+            n.count, down[0].count = down[0].count, 0
+        else:
+            n.count = 0
+        n.c0, n.c1 = down
+        return n if n.agg == a else new
+
+    def find(self, a: int) -> _Node:
+        n = self.root
+        while True:
+            if n.agg == a:
+                return n
+            if n.c0 is None or n.c1 is None:
+                n = self._split(a, n)
+            else:
+                swivel = _ffs_msb(n.c0.agg ^ n.c1.agg)
+                if _ffs_msb(a ^ n.agg) < swivel:
+                    n = self._split(a, n)
+                elif a & (1 << (32 - swivel)):
+                    n = n.c1
+                else:
+                    n = n.c0
+
+    def preorder(self) -> list[_Node]:
+        out: list[_Node] = []
+        stack = [self.root]
+        while stack:
+            n = stack.pop()
+            out.append(n)
+            if n.c0 is not None and n.c1 is not None:
+                stack.append(n.c1)
+                stack.append(n.c0)
+        return out
+
+
+def _parse_call(text: str, bits: int) -> tuple[int, HandlerCall]:
+    first, rest = shift_word(text)
+    n = parse_integer(first, bits, False)
+    return n, HandlerCall(rest)
+
+
+class AggregateCounter(Element):
+    """AggregateCounter([KEYWORDS])
+
+    Counts packets (or bytes) per value of the aggregate annotation.
+
+    Each aggregate value seen gets its own counter; the ``write_text_file``
+    family of handlers dumps them.  A frozen counter only updates counters that
+    already exist and ignores new aggregates.  An optional second input is
+    always frozen.  With two outputs (in push), counted packets leave on output
+    0 and the others on output 1.
+
+    Keyword arguments:
+
+    - BYTES (boolean): count bytes instead of packets.  Default false.
+    - IP_BYTES (boolean): with BYTES, leave out link-level header bytes.
+      Default false.
+    - MULTIPACKET (boolean): a packet counts as 1 plus its extra packets
+      annotation.  Default true.
+    - EXTRA_LENGTH (boolean): with BYTES, add the extra length annotation.
+      Default true.
+    - AGGREGATE_STOP, AGGREGATE_FREEZE (unsigned N): stop the driver, or freeze,
+      once N distinct aggregates have been seen.
+    - AGGREGATE_CALL (``N HANDLER [VALUE]``): call a write handler then.
+    - COUNT_STOP, COUNT_FREEZE (unsigned N): stop or freeze once the total
+      count reaches N.
+    - COUNT_CALL (``N HANDLER [VALUE]``): call a write handler then.
+      (At most one of each group of three.)
+    - BANNER (string): text written at the top of dumps.
+
+    Handlers:
+
+    - ``write_text_file`` / ``write_ascii_file`` (write, filename or ``-``):
+      text lines ``AGGREGATE COUNT`` in increasing aggregate order, after
+      ``!IPAggregate 1.0``, the banner and ``!num_nonzero N``;
+      ``write_ip_file`` prints aggregates as IP addresses; ``write_pdf_file``
+      prints each count divided by the total; ``write_file`` writes 8-byte
+      native-endian records after a ``!packed_le``/``!packed_be`` line.
+    - ``freeze``, ``active`` (read/write booleans); ``stop`` (write: deactivate
+      and stop the driver); ``clear`` (write: forget all counts).
+    - ``reaggregate_counts`` (also ``counts_pdf``): replace the counters by a
+      histogram: for each count value, how many counters had it.
+    - ``banner`` (read/write), ``aggregate_call``, ``count_call``
+      (read/write, ``N HANDLER [VALUE]``), ``count`` (total), ``nagg``
+      (nonzero counters).
+
+    Example::
+
+        FromDump(trace.pcap, FORCE_IP true, STOP true) -> AggregateIPFlows
+            -> c :: AggregateCounter -> Discard;
+        DriverManager(wait, write c.write_text_file flows.txt)
+    """
+
+    port_count = "1-2/1-2"
+    processing = "a"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = self.ip_bytes = False
+        self.use_packet_count = self.use_extra_length = True
+        self.banner = ""
+        self.call_nnz = _U32
+        self.call_count = _U64
+        self.call_nnz_h: HandlerCall | None = None
+        self.call_count_h: HandlerCall | None = None
+        self.counts: dict[int, int] = {}
+        self.num_nonzero = 0
+        self.total = 0
+        self.frozen = False
+        self.active = True
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        a = Args(conf, self)
+        self.bytes = a.read("BYTES", parse_bool, False)
+        self.ip_bytes = a.read("IP_BYTES", parse_bool, False)
+        self.use_packet_count = a.read("MULTIPACKET", parse_bool, True)
+        self.use_extra_length = a.read("EXTRA_LENGTH", parse_bool, True)
+        freeze_nnz = a.read("AGGREGATE_FREEZE", parse_unsigned, None)
+        freeze_count = a.read("COUNT_FREEZE", parse_uint64, None)
+        stop_nnz = a.read("AGGREGATE_STOP", parse_unsigned, None)
+        stop_count = a.read("COUNT_STOP", parse_uint64, None)
+        call_nnz = a.read("AGGREGATE_CALL", parse_any, None)
+        call_count = a.read("COUNT_CALL", parse_any, None)
+        self.banner = a.read("BANNER", parse_string, "")
+        a.complete()
+        if (freeze_nnz is not None) + (stop_nnz is not None) + bool(call_nnz) > 1:
+            raise ConfigError("'AGGREGATE_FREEZE', 'AGGREGATE_STOP', and 'AGGREGATE_CALL' are mutually exclusive")
+        self.call_nnz, self.call_nnz_h = _U32, None
+        if freeze_nnz is not None:
+            self.call_nnz, self.call_nnz_h = freeze_nnz, HandlerCall(self.name + ".freeze true")
+        elif stop_nnz is not None:
+            self.call_nnz, self.call_nnz_h = stop_nnz, HandlerCall(self.name + ".stop")
+        elif call_nnz:
+            try:
+                self.call_nnz, self.call_nnz_h = _parse_call(call_nnz, 32)
+            except ConfigError:
+                raise ConfigError("AGGREGATE_CALL first word should be unsigned (number of aggregates)") from None
+        if (freeze_count is not None) + (stop_count is not None) + bool(call_count) > 1:
+            raise ConfigError("'COUNT_FREEZE', 'COUNT_STOP', and 'COUNT_CALL' are mutually exclusive")
+        self.call_count, self.call_count_h = _U64, None
+        if freeze_count is not None:
+            self.call_count, self.call_count_h = freeze_count, HandlerCall(self.name + ".freeze true")
+        elif stop_count is not None:
+            self.call_count, self.call_count_h = stop_count, HandlerCall(self.name + ".stop")
+        elif call_count:
+            try:
+                self.call_count, self.call_count_h = _parse_call(call_count, 64)
+            except ConfigError:
+                raise ConfigError("COUNT_CALL first word should be unsigned (count)") from None
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        for h in (self.call_nnz_h, self.call_count_h):
+            if h is not None:
+                h.initialize_write(self, errh)
+        self.clear()
+        self.frozen = False
+        self.active = True
+
+    def clear(self) -> None:
+        self.counts = {0: 0}
+        self.num_nonzero = 0
+        self.total = 0
+
+    # -- counting -------------------------------------------------------------------------
+    def _amount(self, pool: PacketPool, s: int) -> int:
+        if not self.bytes:
+            return 1 + (anno_u32(pool, s, EXTRA_PACKETS_ANNO) if self.use_packet_count else 0)
+        amount = int(pool.length[s]) + (anno_u32(pool, s, EXTRA_LENGTH_ANNO) if self.use_extra_length else 0)
+        if self.ip_bytes and pool.nh[s] >= 0:
+            amount -= int(pool.nh[s]) - int(pool.off[s])
+        return amount & _U32
+
+    def update(self, pool: PacketPool, s: int, frozen: bool) -> bool:
+        """Count one packet; False when it was not counted (inactive, or frozen and new)."""
+        while True:
+            if not self.active:
+                return False
+            agg = anno_u32(pool, s, AGGREGATE_ANNO)
+            cur = self.counts.get(agg)
+            if cur is None:
+                if frozen:
+                    return False
+                self.counts[agg] = cur = 0
+            elif frozen and not cur:
+                return False
+            amount = self._amount(pool, s)
+            if amount and not cur:
+                if self.num_nonzero >= self.call_nnz:
+                    self.call_nnz = _U32
+                    if self.call_nnz_h is not None:
+                        self.call_nnz_h.call_write()
+                    frozen = frozen or self.frozen
+                    continue
+                self.num_nonzero += 1
+            self.counts[agg] = (cur + amount) & _U32
+            self.total += amount
+            if self.total >= self.call_count:
+                self.call_count = _U64
+                if self.call_count_h is not None:
+                    self.call_count_h.call_write()
+            return True
+
+    def push(self, port: int, batch: PacketBatch) -> None:
+        pool = batch.pool
+        idx = batch.idx.tolist()
+        if len(self.outputs) == 1:
+            for s in idx:
+                self.update(pool, s, self.frozen or port == 1)
+            self.outputs[0].push(batch)
+            return
+        ports = np.array([0 if self.update(pool, s, self.frozen or port == 1) else 1 for s in idx], np.int64)
+        push_runs(self, batch, ports)
+
+    def pull(self, port: int, max: int = 1) -> PacketBatch | None:
+        batch = self.inputs[0 if len(self.inputs) == 1 else port].pull(max)
+        if batch is not None and self.active:
+            for s in batch.idx.tolist():
+                self.update(batch.pool, s, self.frozen or port == 1)
+        return batch
+
+    def reaggregate_counts(self) -> None:
+        """Replace the counts by their histogram (counting every node of the tree)."""
+        trie = _Trie()
+        for agg, count in self.counts.items():
+            trie.find(agg).count = count
+        self.clear()
+        for node in trie.preorder():
+            c = node.count
+            cur = self.counts.get(c, 0)
+            if not cur:
+                self.num_nonzero += 1
+            self.counts[c] = cur + 1
+            self.total += 1
+
+    # -- output ---------------------------------------------------------------------------
+    def write_file(self, where: str, fmt: str) -> None:
+        try:
+            f: Any = sys.stdout if where == "-" else open(where, "wb" if fmt == "binary" else "w")  # noqa: SIM115
+        except OSError as ex:
+            raise ConfigError(f"{where}: {ex.strerror}") from None
+        try:
+            self._write(f, fmt)
+        finally:
+            if f is not sys.stdout:
+                f.close()
+
+    def _write(self, f: TextIO | Any, fmt: str) -> None:
+        head = ["!IPAggregate 1.0\n", self.banner]
+        if self.banner and not self.banner.endswith("\n"):
+            head.append("\n")
+        head.append(f"!num_nonzero {self.num_nonzero}\n")
+        if fmt == "binary":
+            head.append("!packed_le\n" if sys.byteorder == "little" else "!packed_be\n")
+        elif fmt == "ip":
+            head.append("!ip\n")
+        items = [(a, c) for a, c in sorted(self.counts.items()) if c > 0]
+        if fmt == "binary":
+            body = b"".join(struct.pack("=II", a, c) for a, c in items)
+            data = "".join(head).encode("latin-1") + body
+            if f is sys.stdout:
+                sys.stdout.flush()
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            else:
+                f.write(data)
+            return
+        if fmt == "ip":
+            lines = [f"{a >> 24 & 255}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255} {c}\n" for a, c in items]
+        elif fmt == "pdf":
+            lines = [f"{a} {c / self.total if self.total else float('nan'):.12g}\n" for a, c in items]
+        else:
+            lines = [f"{a} {c}\n" for a, c in items]
+        f.write("".join(head) + "".join(lines))
+        if f is sys.stdout:
+            f.flush()
+
+    def add_handlers(self) -> None:
+        def file_writer(fmt: str):  # noqa: ANN202
+            def write(value: str, errh: ErrorHandler) -> None:
+                try:
+                    fn = parse_filename(uncomment(value))
+                except ConfigError:
+                    raise ConfigError("argument should be filename") from None
+                self.write_file(fn, fmt)
+            return write
+
+        for name, fmt in (("write_text_file", "text"), ("write_ascii_file", "text"), ("write_file", "binary"),
+                          ("write_ip_file", "ip"), ("write_pdf_file", "pdf")):
+            self.add_write_handler(name, file_writer(fmt))
+
+        def bool_attr(attr: str):  # noqa: ANN202
+            def write(value: str, errh: ErrorHandler) -> None:
+                try:
+                    setattr(self, attr, parse_bool(uncomment(value)))
+                except ConfigError:
+                    raise ConfigError("type mismatch") from None
+            return write
+
+        self.add_read_handler("freeze", lambda: self.frozen, CHECKBOX)
+        self.add_write_handler("freeze", bool_attr("frozen"))
+        self.add_read_handler("active", lambda: self.active, CHECKBOX)
+        self.add_write_handler("active", bool_attr("active"))
+
+        def stop(value: str, errh: ErrorHandler) -> None:
+            self.active = False
+            self.router.please_stop_driver()
+
+        self.add_write_handler("stop", stop, BUTTON)
+        self.add_write_handler("reaggregate_counts", lambda v, e: self.reaggregate_counts())
+        self.add_write_handler("counts_pdf", lambda v, e: self.reaggregate_counts())
+        self.add_read_handler("banner", lambda: self.banner)
+
+        def write_banner(value: str, errh: ErrorHandler) -> None:
+            if value and not value.endswith("\n"):
+                value += "\n"
+            elif value == "\n":
+                value = ""
+            self.banner = value
+
+        self.add_write_handler("banner", write_banner, RAW)
+        self.add_write_handler("clear", lambda v, e: self.clear())
+
+        def call_reader(which: str):  # noqa: ANN202
+            def read() -> str:
+                n, h = (self.call_nnz, self.call_nnz_h) if which == "aggregate" else (self.call_count,
+                                                                                     self.call_count_h)
+                if n == (_U32 if which == "aggregate" else _U64) or h is None:
+                    return ""
+                return f"{n} {h.unparse()}"
+            return read
+
+        def call_writer(which: str):  # noqa: ANN202
+            def write(value: str, errh: ErrorHandler) -> None:
+                text = uncomment(value)
+                bits = 32 if which == "aggregate" else 64
+                n = _U32 if bits == 32 else _U64
+                h = None
+                if text:
+                    try:
+                        n, h = _parse_call(text, bits)
+                    except ConfigError:
+                        raise ConfigError(f"argument to '{which}_call' should be 'N HANDLER [VALUE]'") from None
+                    h.initialize_write(self, errh)
+                if which == "aggregate":
+                    self.call_nnz = n
+                    self.call_nnz_h = h or self.call_nnz_h
+                else:
+                    self.call_count = n
+                    self.call_count_h = h or self.call_count_h
+            return write
+
+        for which in ("aggregate", "count"):
+            self.add_read_handler(f"{which}_call", call_reader(which))
+            self.add_write_handler(f"{which}_call", call_writer(which))
+        self.add_read_handler("count", lambda: self.total)
+        self.add_read_handler("nagg", lambda: self.num_nonzero)
+
+
+# ---------------------------------------------------------------------------------------
+# AggregateIPFlows
+# ---------------------------------------------------------------------------------------
+
+class _Flow:
+    __slots__ = ("ports", "aggregate", "last_ts", "over", "reverse", "first_ts", "filepos", "packets")
+
+    def __init__(self, ports: int, aggregate: int) -> None:
+        self.ports = ports
+        self.aggregate = aggregate
+        self.last_ts = 0
+        self.over = 0
+        self.reverse = False
+        self.first_ts = 0
+        self.filepos = 0
+        self.packets = [0, 0]
+
+
+class _HostPair:
+    __slots__ = ("flows", "frags")
+
+    def __init__(self) -> None:
+        self.flows: list[_Flow] = []        # most recently used first
+        self.frags: list[int] = []          # held fragment slots, oldest first
+
+
+_EMIT, _DROP, _NONE = 0, 1, 2
+_ICMP_ERRORS = (3, 4, 5, 11, 12)
+
+
+def _sec(ts: int) -> int:
+    return ts // _NS
+
+
+def _s32(x: int) -> int:
+    x &= _U32
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+class AggregateIPFlows(Element):
+    """AggregateIPFlows([KEYWORDS])
+
+    Numbers TCP and UDP flows: sets each packet's aggregate annotation to its
+    flow's number and its paint annotation to its direction.
+
+    A flow is identified by its addresses and ports; replies belong to the same
+    flow.  Flows are numbered 1, 2, ... in order of first appearance; the
+    first packet's direction is paint 0 and replies get paint 1.  A flow that
+    has been idle longer than its timeout (or a closed TCP flow that sees a
+    new SYN) starts over with a new number.  Packets that are not TCP or UDP,
+    or too short to show their ports, leave on output 1 (or are dropped).
+
+    With FRAGMENTS, later IP fragments get the annotations of their first
+    fragment: they are held until it arrives (or until FRAGMENT_TIMEOUT seconds
+    of packet time pass, when they go to output 1).  This can reorder packets
+    between different address pairs.  Held fragments stay in the element when
+    the input ends; write ``clear`` to flush them.
+
+    Keyword arguments:
+
+    - TCP_TIMEOUT: idle timeout of TCP flows, seconds.  Default 86400.
+    - TCP_DONE_TIMEOUT: timeout of TCP flows that saw FIN both ways (or RST).
+      Default 30.
+    - UDP_TIMEOUT: idle timeout of UDP flows.  Default 60.
+    - FRAGMENT_TIMEOUT: how long fragments are held.  Default 30.
+    - REAP: how often (in packet time) old flows are forgotten.  Default 1200.
+    - ICMP (boolean): give ICMP errors the annotations of the flow of the packet
+      they quote, with paint 2 or 3.  Default false.
+    - FRAGMENTS (boolean): handle fragments as above; push only.  Default true
+      in push context, false in pull.
+    - TRACEINFO (filename): write an XML record of each flow when it ends.
+    - SOURCE (element): its ``filename`` and ``packet_filepos`` handlers are
+      recorded in the TRACEINFO file.
+
+    Handlers: ``clear`` (write) forgets every flow and flushes held fragments.
+
+    Example::
+
+        FromDump(trace.pcap, STOP true, FORCE_IP true) -> af :: AggregateIPFlows
+            -> AggregateCounter -> Discard;
+        DriverManager(wait, write af.clear)
+    """
+
+    port_count = "1/1-2"
+    processing = "a/ah"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tcp_timeout = 24 * 3600
+        self.tcp_done_timeout = 30
+        self.udp_timeout = 60
+        self.fragment_timeout = 30
+        self.gc_interval = 20 * 60
+        self.handle_icmp = False
+        self.fragments = 2
+        self.traceinfo_name = ""
+        self.source: str | None = None
+        self.tcp_map: dict[tuple[int, int], _HostPair] = {}
+        self.udp_map: dict[tuple[int, int], _HostPair] = {}
+        self.next = 1
+        self.active_sec = 0
+        self.gc_sec = 0
+        self.timestamp_warning = False
+        self.smallest_timeout = 30
+        self._trace: TextIO | None = None
+        self._source_e: Element | None = None
+        self._out: list[tuple[int, int]] = []
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        a = Args(conf, self)
+        self.tcp_timeout = a.read("TCP_TIMEOUT", parse_unsigned, 24 * 3600)
+        self.tcp_done_timeout = a.read("TCP_DONE_TIMEOUT", parse_unsigned, 30)
+        self.udp_timeout = a.read("UDP_TIMEOUT", parse_seconds, 60)
+        self.fragment_timeout = a.read("FRAGMENT_TIMEOUT", parse_seconds, 30)
+        self.gc_interval = a.read("REAP", parse_seconds, 20 * 60)
+        self.handle_icmp = a.read("ICMP", parse_bool, False)
+        self.traceinfo_name = a.read("TRACEINFO", parse_filename, "")
+        self.source = a.read("SOURCE", parse_any, None)
+        fragments = a.read("FRAGMENTS", parse_bool, None)
+        a.complete()
+        self.smallest_timeout = min(self.tcp_timeout, self.tcp_done_timeout, self.udp_timeout)
+        self.fragments = 2 if fragments is None else int(fragments)
+        if self.source is not None:
+            e = self.router.find(self.source, self)
+            if e is None:
+                raise ConfigError(f"SOURCE: no element named '{self.source}'")
+            self._source_e = e
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        self.next = 1
+        self.active_sec = self.gc_sec = 0
+        self.timestamp_warning = False
+        if self.traceinfo_name:
+            try:
+                self._trace = sys.stdout if self.traceinfo_name == "-" else open(self.traceinfo_name, "w")  # noqa: SIM115
+            except OSError as ex:
+                raise ConfigError(f"{self.traceinfo_name}: {ex.strerror}") from None
+            attrs = ""
+            if self._source_e is not None:
+                fn = self._call_read(self._source_e, "filename")
+                if fn:
+                    attrs = f" file='{fn}'"
+            self._trace.write(f"<?xml version='1.0' standalone='yes'?>\n<trace{attrs}>\n")
+            self._trace.flush()
+        input_pull = bool(self.inputs) and self.input_is_pull(0)
+        if self.fragments == 2:
+            self.fragments = 0 if input_pull else 1
+        elif self.fragments == 1 and input_pull:
+            raise ConfigError("'FRAGMENTS true' is incompatible with pull; run this element in a push context")
+
+    def _call_read(self, e: Element, name: str) -> str:
+        h = self.router.handlers.find(e, name)
+        if h is None or not h.readable:
+            return ""
+        try:
+            return str(h.call_read("", ErrorHandler(echo=False))).strip()
+        except Exception:  # noqa: BLE001 - a missing or failing handler is not an error here
+            return ""
+
+    def cleanup(self, stage: int) -> None:
+        for m in (self.tcp_map, self.udp_map):
+            for key, hp in m.items():
+                for s in hp.frags:
+                    self.router.pool.release1(s)
+                hp.frags = []
+                for f in hp.flows:
+                    self._flow_done(key, f)
+                hp.flows = []
+        if self._trace is not None:
+            self._trace.write("</trace>\n")
+            if self._trace is not sys.stdout:
+                self._trace.close()
+            else:
+                self._trace.flush()
+            self._trace = None
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _flow_done(self, key: tuple[int, int], f: _Flow) -> None:
+        t = self._trace
+        if t is None:
+            return
+        a, b = key
+        src, dst = (b, a) if f.reverse else (a, b)
+        ports_be = struct.unpack(">I", struct.pack("<I", f.ports))[0]
+        sport = (ports_be >> (0 if f.reverse else 16)) & 0xFFFF
+        dport = (ports_be >> (16 if f.reverse else 0)) & 0xFFFF
+
+        def ip(v: int) -> str:
+            return ".".join(str(x) for x in struct.pack("<I", v))
+
+        dur = f.last_ts - f.first_ts
+        t.write(f"<flow aggregate='{f.aggregate}' src='{ip(src)}' sport='{sport}' dst='{ip(dst)}' "
+                f"dport='{dport}' begin='{unparse_timestamp(f.first_ts)}' duration='{unparse_timestamp(dur)}'")
+        if f.filepos:
+            t.write(f" filepos='{f.filepos}'")
+        t.write(f">\n  <stream dir='0' packets='{f.packets[0]}' /><stream dir='1' packets='{f.packets[1]}' />\n"
+                "</flow>\n")
+        t.flush()
+
+    def _new_flow_stats(self, pool: PacketPool, s: int, f: _Flow) -> None:
+        f.first_ts = int(pool.ts[s])
+        f.filepos = 0
+        if self._source_e is not None:
+            v = self._call_read(self._source_e, "packet_filepos")
+            if v.isdigit():
+                f.filepos = int(v) & _U32
+
+    def _header(self, pool: PacketPool, s: int) -> int:
+        """Absolute offset of the IP header that identifies the flow: the quoted header
+        of an ICMP error handled as such, else the packet's own."""
+        nh = int(pool.nh[s])
+        d = pool.data[s]
+        if d[nh + 9] == 1:
+            th = int(pool.th[s])
+            return th + 8
+        return nh
+
+    def _emit_hook(self, pool: PacketPool, s: int, h: int, f: _Flow) -> None:
+        f.last_ts = int(pool.ts[s])
+        d = pool.data[s]
+        paint = int(pool.anno[s, PAINT_ANNO])
+        end = int(pool.off[s]) + int(pool.length[s])
+        if (d[h + 9] == 6 and ((int(d[h + 6]) << 8 | int(d[h + 7])) & 0x1FFF) == 0 and pool.th[s] >= 0
+                and end - int(pool.th[s]) >= 14 and paint < 2):
+            flags = int(d[int(pool.th[s]) + 13])
+            if flags & 0x04:
+                f.over = 3
+            elif flags & 0x01:
+                f.over |= 1 << paint
+            elif flags & 0x02:
+                f.over = 0
+        if self._trace is not None and paint < 2:
+            f.packets[paint] += 1
+
+    def _emit_fragment_head(self, pool: PacketPool, hp: _HostPair) -> None:
+        head = hp.frags.pop(0)
+        h = self._header(pool, head)
+        d = pool.data
+        ip_id = bytes(d[head, h + 4: h + 6])
+        agg = anno_u32(pool, head, AGGREGATE_ANNO)
+        if agg:
+            for q in hp.frags:
+                hq = self._header(pool, q)
+                if bytes(d[q, hq + 4: hq + 6]) == ip_id:
+                    set_anno_u32(pool, q, AGGREGATE_ANNO, agg)
+                    pool.anno[q, PAINT_ANNO] = pool.anno[head, PAINT_ANNO]
+        else:
+            for q in hp.frags:
+                hq = self._header(pool, q)
+                if bytes(d[q, hq + 4: hq + 6]) == ip_id and anno_u32(pool, q, AGGREGATE_ANNO):
+                    agg = anno_u32(pool, q, AGGREGATE_ANNO)
+                    set_anno_u32(pool, head, AGGREGATE_ANNO, agg)
+                    pool.anno[head, PAINT_ANNO] = pool.anno[q, PAINT_ANNO]
+                    break
+            else:
+                pool.release1(head)
+                return
+        for k, f in enumerate(hp.flows):
+            if f.aggregate == agg:
+                hp.flows.insert(0, hp.flows.pop(k))
+                self._emit_hook(pool, head, h, f)
+                break
+        self._out.append((0, head))
+
+    def _is_frag(self, pool: PacketPool, s: int, h: int) -> bool:
+        d = pool.data[s]
+        return ((int(d[h + 6]) << 8 | int(d[h + 7])) & 0x3FFF) != 0
+
+    def _flush_old_fragments(self, pool: PacketPool, hp: _HostPair) -> None:
+        limit = self.active_sec - self.fragment_timeout
+        while hp.frags:
+            head = hp.frags[0]
+            if _sec(int(pool.ts[head])) < limit or not self._is_frag(pool, head, self._header(pool, head)):
+                self._emit_fragment_head(pool, hp)
+            else:
+                break
+
+    def _reap_map(self, m: dict[tuple[int, int], _HostPair], timeout: int, done_timeout: int) -> None:
+        pool = self.router.pool
+        timeout = self.active_sec - timeout
+        done_timeout = self.active_sec - done_timeout
+        for key, hp in m.items():
+            self._flush_old_fragments(pool, hp)
+            if hp.frags:
+                continue
+            keep = []
+            for f in hp.flows:
+                if _s32(_sec(f.last_ts) - (done_timeout if f.over == 3 else timeout)) < 0:
+                    self._flow_done(key, f)
+                else:
+                    keep.append(f)
+            hp.flows = keep
+
+    def reap(self) -> None:
+        if self.gc_sec:
+            self._reap_map(self.tcp_map, self.tcp_timeout, self.tcp_done_timeout)
+            self._reap_map(self.udp_map, self.udp_timeout, self.udp_timeout)
+        self.gc_sec = self.active_sec + self.gc_interval
+
+    def _find_flow(self, m: dict[tuple[int, int], _HostPair], key: tuple[int, int], hp: _HostPair, ports: int,
+                   flipped: bool, pool: PacketPool, s: int) -> _Flow:
+        psec = _sec(int(pool.ts[s]))
+        for k, f in enumerate(hp.flows):
+            if f.ports != ports:
+                continue
+            age = psec - _sec(f.last_ts)
+            timeout = self.udp_timeout if m is self.udp_map else (
+                self.tcp_done_timeout if f.over == 3 else self.tcp_timeout)
+            d = pool.data[s]
+            nh = int(pool.nh[s])
+            syn = (d[nh + 9] == 6 and pool.th[s] >= 0 and (int(d[int(pool.th[s]) + 13]) & 0x02) != 0)
+            if (age > self.smallest_timeout and age > timeout) or (f.over == 3 and syn):
+                self._flow_done(key, f)
+                f.aggregate = self.next
+                self.next += 1
+                f.reverse = flipped
+                f.over = 0
+                f.packets = [0, 0]
+                if self._trace is not None:
+                    self._new_flow_stats(pool, s, f)
+            hp.flows.insert(0, hp.flows.pop(k))
+            return f
+        f = _Flow(ports, self.next)
+        if self._trace is not None:
+            self._new_flow_stats(pool, s, f)
+        f.reverse = flipped
+        hp.flows.insert(0, f)
+        self.next += 1
+        return f
+
+    def _handle(self, pool: PacketPool, s: int) -> int:
+        if not pool.ts[s]:
+            if not self.timestamp_warning:
+                chatter(f"{self.declaration()}: warning: packet received without timestamp")
+                self.timestamp_warning = True
+            pool.ts[s] = self.router.master.clock.now()
+        nh = int(pool.nh[s])
+        if nh < 0:
+            return _DROP
+        d = pool.data[s]
+        end = int(pool.off[s]) + int(pool.length[s])
+        h = nh
+        paint = 0
+        if (nh + 20 <= end and d[nh + 9] == 1 and ((int(d[nh + 6]) << 8 | int(d[nh + 7])) & 0x1FFF) == 0
+                and self.handle_icmp):
+            th = int(pool.th[s])
+            ok = False
+            if th >= 0 and th + 8 < end and d[th] in _ICMP_ERRORS:
+                eh = (int(d[th + 8]) & 0xF) << 2
+                ok = end - th >= 8 + eh and eh >= 20
+            if not ok:
+                return _DROP
+            h = th + 8
+            paint = 2
+        if h + 20 > end or d[h + 9] not in (6, 17):
+            return _DROP
+        src = int.from_bytes(bytes(d[h + 12: h + 16]), "little")
+        dst = int.from_bytes(bytes(d[h + 16: h + 20]), "little")
+        if src == 0 and dst == 0:
+            return _DROP
+        m = self.tcp_map if d[h + 9] == 6 else self.udp_map
+        key = (dst, src) if src > dst else (src, dst)
+        if key[0] != src:
+            paint ^= 1
+        hp = m.get(key)
+        if hp is None:
+            hp = m[key] = _HostPair()
+        f: _Flow | None = None
+        first_frag = ((int(d[h + 6]) << 8 | int(d[h + 7])) & 0x1FFF) == 0
+        if first_frag:
+            up = h + ((int(d[h]) & 0xF) << 2)
+            if up + 4 > end:
+                return _DROP
+            ports = int.from_bytes(bytes(d[up: up + 4]), "little")
+            if key[0] == key[1] and _s32((ports << 16) - ports) < 0:
+                paint ^= 1
+            if paint & 1:
+                ports = ((ports >> 16) & 0xFFFF) | ((ports << 16) & _U32)
+            f = self._find_flow(m, key, hp, ports, bool(paint & 1), pool, s)
+            if f.reverse:
+                paint ^= 1
+            set_anno_u32(pool, s, AGGREGATE_ANNO, f.aggregate)
+        else:
+            set_anno_u32(pool, s, AGGREGATE_ANNO, 0)
+        pool.anno[s, PAINT_ANNO] = paint
+        if (self.fragments and self._is_frag(pool, s, h)) or hp.frags:
+            hp.frags.append(s)
+            self.active_sec = _sec(int(pool.ts[s]))
+            self._flush_old_fragments(pool, hp)
+            return _NONE
+        if f is None:
+            return _DROP
+        self.active_sec = _sec(int(pool.ts[s]))
+        self._emit_hook(pool, s, h, f)
+        return _EMIT
+
+    def _process(self, pool: PacketPool, s: int) -> None:
+        action = self._handle(pool, s)
+        if self.active_sec >= self.gc_sec:
+            self.reap()
+        if action == _EMIT:
+            self._out.append((0, s))
+        elif action == _DROP:
+            self._out.append((1, s))
+
+    def _flush_out(self, pool: PacketPool) -> None:
+        if not self._out:
+            return
+        out, self._out = self._out, []
+        idx = np.array([s for _, s in out], np.int32)
+        ports = np.array([p if p == 0 or len(self.outputs) > 1 else -1 for p, _ in out], np.int64)
+        push_runs(self, PacketBatch(pool, idx), ports)
+
+    def push(self, port: int, batch: PacketBatch) -> None:
+        pool = batch.pool
+        for s in batch.idx.tolist():
+            self._process(pool, s)
+        self._flush_out(pool)
+
+    def pull(self, port: int, max: int = 1) -> PacketBatch | None:
+        batch = self.inputs[0].pull(1)
+        pool = self.router.pool
+        if batch is None:
+            if self.active_sec >= self.gc_sec:
+                self.reap()
+        else:
+            for s in batch.idx.tolist():
+                self._process(pool, s)
+        out, self._out = self._out, []
+        keep = [s for p, s in out if p == 0]
+        for p, s in out:
+            if p == 1:
+                self.checked_output_push(1, PacketBatch.one(pool, s))
+        return PacketBatch(pool, np.array(keep, np.int32)) if keep else None
+
+    def add_handlers(self) -> None:
+        def clear(value: str, errh: ErrorHandler) -> None:
+            saved = self.active_sec, self.gc_sec
+            self.active_sec = self.gc_sec = 0x7FFFFFFF
+            self.reap()
+            self.active_sec, self.gc_sec = saved
+            self._flush_out(self.router.pool)
+
+        self.add_write_handler("clear", clear)

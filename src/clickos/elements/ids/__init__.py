@@ -1,0 +1,1 @@
+"""Intrusion detection elements: payload matching on Hyperscan."""

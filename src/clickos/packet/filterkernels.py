@@ -1,0 +1,152 @@
+"""numba kernels for the filtering and load-balancing elements.
+
+- ``ipfilter_match`` runs an IPFilter/IPClassifier decision program over a batch.
+- ``hash_switch`` picks HashSwitch outputs.
+- ``random_sample`` draws RandomSample's per-packet coin flips.
+
+Decision programs address packet bytes in a *virtual* offset space, as Click's
+IPFilter does: offsets below 256 are relative to the MAC header annotation
+(minus two, so an Ethernet header's fields are word aligned), offsets 256-511
+to the network header, and offsets from 512 on to the transport header.  A
+packet's virtual length is ``512 + transport length`` when it has bytes past
+its IP header, and ``256 + network length`` otherwise, so a transport test on a
+packet without a transport header always counts as short.
+
+A test whose masked bytes run past the virtual length takes its "short" branch
+(its yes branch if the test's short flag is set, else its no branch).  Bytes
+outside the packet's slot read as zero, so no offset can fault.
+
+Imported lazily from the elements' ``initialize``; compiled with ``cache=True``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+_jit = nb.njit(cache=True, nogil=True, boundscheck=False)
+
+OFFSET_NET = 256
+OFFSET_TRANSP = 512
+
+
+@_jit
+def _word(data: np.ndarray, s: int, a: int, rowlen: int) -> int:
+    """The big-endian 32-bit word at ``data[s, a:a+4]`` (bytes outside the row read 0)."""
+    if a >= 0 and a + 4 <= rowlen:
+        return ((np.int64(data[s, a]) << 24) | (np.int64(data[s, a + 1]) << 16)
+                | (np.int64(data[s, a + 2]) << 8) | np.int64(data[s, a + 3]))
+    v = 0
+    for i in range(4):
+        v <<= 8
+        j = a + i
+        if 0 <= j < rowlen:
+            v |= np.int64(data[s, j])
+    return v
+
+
+# columns of a decision program array (one row per step)
+P_OFFSET, P_MASK, P_VALUE, P_NEED, P_YES, P_NO, P_SHORT = range(7)
+
+
+@_jit
+def ipfilter_match(data: np.ndarray, off: np.ndarray, length: np.ndarray, mac: np.ndarray,
+                   nh: np.ndarray, th: np.ndarray, idx: np.ndarray, prog: np.ndarray,
+                   out: np.ndarray) -> int:
+    """Classify every packet of ``idx``; ``out[k]`` gets its output port (-1 = drop).
+
+    ``prog`` has one int64 row per step: virtual offset, mask and value (big-endian
+    words), the virtual length the test needs (0 for an empty mask), the yes and no
+    targets (> 0: a step; <= 0: output ``-target``; -(2**31-1): drop), and the short
+    flag.  Returns the common port when every packet went to the same one, else -2.
+    """
+    rowlen = data.shape[1]
+    common = -3
+    for k in range(idx.shape[0]):
+        s = idx[k]
+        start = np.int64(off[s])
+        end = start + length[s]
+        n = np.int64(nh[s])
+        if n < 0:
+            n = start
+        t = np.int64(th[s])
+        if t < 0:
+            t = n + 20
+            if n < end and n < rowlen:
+                t = n + ((np.int64(data[s, n]) & 15) << 2)
+        m = np.int64(mac[s])
+        if m < 0:
+            m = n - 14
+        netlen = end - n
+        if netlen > t - n:
+            plen = end - t + OFFSET_TRANSP
+        else:
+            plen = netlen + OFFSET_NET
+        pos = 0
+        while True:
+            if prog[pos, P_NEED] > plen:
+                ok = prog[pos, P_SHORT] != 0
+            else:
+                o = prog[pos, P_OFFSET]
+                if o >= OFFSET_TRANSP:
+                    a = t + o - OFFSET_TRANSP
+                elif o >= OFFSET_NET:
+                    a = n + o - OFFSET_NET
+                else:
+                    a = m - 2 + o
+                if a >= 0 and a + 4 <= rowlen:
+                    w = ((np.int64(data[s, a]) << 24) | (np.int64(data[s, a + 1]) << 16)
+                         | (np.int64(data[s, a + 2]) << 8) | np.int64(data[s, a + 3]))
+                else:
+                    w = _word(data, s, a, rowlen)
+                ok = (w & prog[pos, P_MASK]) == prog[pos, P_VALUE]
+            nxt = prog[pos, P_YES] if ok else prog[pos, P_NO]
+            if nxt <= 0:
+                port = -1 if nxt == -2147483647 else -nxt
+                out[k] = port
+                if common == -3:
+                    common = port
+                elif common != port:
+                    common = -2
+                break
+            pos = nxt
+    return common
+
+
+@_jit
+def hash_switch(data: np.ndarray, off: np.ndarray, length: np.ndarray, idx: np.ndarray,
+                offset: int, nbytes: int, noutputs: int, out: np.ndarray) -> int:
+    """HashSwitch's choice for each packet: the byte sum of ``[offset, offset+nbytes)``
+    folded onto the outputs (short packets go to output 0).  Returns the common
+    port, or -2 when packets went to different ports."""
+    common = -3
+    pow2 = noutputs == 2 or noutputs == 4 or noutputs == 8
+    for k in range(idx.shape[0]):
+        s = idx[k]
+        port = 0
+        if length[s] >= offset + nbytes:
+            base = off[s] + offset
+            d = 0
+            for i in range(nbytes):
+                d += np.int64(data[s, base + i])
+            if pow2:
+                port = (d ^ (d >> 4)) & (noutputs - 1)
+            else:
+                port = d % noutputs
+        out[k] = port
+        if common == -3:
+            common = port
+        elif common != port:
+            common = -2
+    return common
+
+
+def warm() -> None:
+    """Compile (or load from cache) the kernels once."""
+    data = np.zeros((2, 64), np.uint8)
+    z = np.zeros(2, np.int32)
+    idx = np.zeros(1, np.int32)
+    out = np.zeros(1, np.int64)
+    prog = np.zeros((1, 7), np.int64)
+    ipfilter_match(data, z, z, z - 1, z - 1, z - 1, idx, prog, out)
+    hash_switch(data, z, z, idx, 0, 1, 2, out)
