@@ -204,7 +204,6 @@ class HandlerTable:
             task.set_tickets(n)
 
         self.add_write(element, prefix + "tickets", write_tickets)
-        self.add_read(element, prefix + "home_thread", lambda: 0)
 
     # -- lookup by Click's handler names ---------------------------------------------
     def resolve(self, full: str) -> tuple[Element | None, str] | None:

@@ -520,7 +520,8 @@ class Router:
         from clickos.core import handlers as hf
 
         out = []
-        for h in sorted(self.handlers.element_handlers(e), key=lambda h: h.name):
+        # Click lists handlers most recently added first.
+        for h in reversed(self.handlers.element_handlers(e)):
             if not h.visible:
                 continue
             s = h.name + "\t"

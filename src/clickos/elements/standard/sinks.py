@@ -6,6 +6,7 @@ from clickos.core.args import Args
 from clickos.core.confparse import parse_bool, parse_unsigned
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
+from clickos.core.handlers import BUTTON, CHECKBOX
 from clickos.core.notifier import Notifier, NotifierSignal, upstream_empty_signal
 from clickos.core.task import Task
 from clickos.packet.batch import PacketBatch
@@ -90,10 +91,10 @@ class Discard(Element):
         def reset(value: str, errh: ErrorHandler) -> None:
             self.count = 0
 
-        self.add_write_handler("reset_counts", reset)
+        self.add_write_handler("reset_counts", reset, BUTTON)
         if self.input_is_pull(0) and self.task is not None:
             task = self.task
-            self.add_read_handler("active", lambda: self.active)
+            self.add_read_handler("active", lambda: self.active, CHECKBOX)
 
             def write_active(value: str, errh: ErrorHandler) -> None:
                 try:

@@ -9,7 +9,7 @@ from clickos.core.confparse import parse_any, parse_bool, parse_int, parse_strin
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlercall import HandlerCall
-from clickos.core.handlers import CALM, RAW
+from clickos.core.handlers import BUTTON, CALM, CHECKBOX, DEPRECATED, RAW
 from clickos.core.notifier import Notifier, NotifierSignal, downstream_full_signal
 from clickos.core.task import Task
 from clickos.packet.batch import PacketBatch
@@ -92,7 +92,7 @@ class InfiniteSource(Element):
         self._setup_packet()
         # Created here, not in initialize, so add_handlers (which runs between the
         # two, as in Click) can attach the task handlers.
-        if self.outputs and self.output_is_push(0):
+        if self.task is None and self.outputs and self.output_is_push(0):
             self.task = Task(self.run_task, self)
 
     def _setup_packet(self) -> None:
@@ -215,7 +215,7 @@ class InfiniteSource(Element):
         self.add_read_handler("burst", lambda: self.burst, CALM)
         burst_w = setter("burst", parse_int, "burstsize parameter must be integer >= 1", lambda v: v >= 1)
         self.add_write_handler("burst", burst_w)
-        self.add_read_handler("active", lambda: self.active)
+        self.add_read_handler("active", lambda: self.active, CHECKBOX)
         self.add_write_handler("active", setter("active", parse_bool, "active parameter must be boolean"))
         self.add_read_handler("count", lambda: self.count)
 
@@ -223,15 +223,23 @@ class InfiniteSource(Element):
             self.count = 0
             self._changed()
 
-        self.add_write_handler("reset", reset)
+        self.add_write_handler("reset", reset, BUTTON)
         self.add_read_handler("length", lambda: self.datasize, CALM)
         length_w = setter("datasize", parse_int, "length must be integer", after=self._setup_packet)
         self.add_write_handler("length", length_w)
-        self.add_read_handler("burstsize", lambda: self.burst, CALM)
+        self.add_read_handler("burstsize", lambda: self.burst, CALM | DEPRECATED)
         self.add_write_handler("burstsize", burst_w)
-        self.add_read_handler("datasize", lambda: self.datasize, CALM)
+        self.add_read_handler("datasize", lambda: self.datasize, CALM | DEPRECATED)
         self.add_write_handler("datasize", length_w)
         if self.task is not None:
             self.add_task_handlers(self.task)
-            sig = self._nonfull
-            self.add_read_handler("notifier", lambda: sig.unparse(self.router))
+
+    def can_live_reconfigure(self) -> bool:
+        return True
+
+    def live_reconfigure(self, conf: list[str], errh: ErrorHandler) -> None:
+        count = self.count
+        self.configure(conf, errh)
+        self.count = count
+        self._out = np.zeros(max(self.burst, 1), np.int32)
+        self._changed()
