@@ -131,9 +131,12 @@ def test_multipacket_and_checksum(tmp_path) -> None:
     dump.write_text("!data timestamp first_timestamp count ip_len src dst\n"
                     "2.0 1.0 3 300 1.0.0.1 2.0.0.2\n")
     out = tmp_path / "out"
-    run(f"FromIPSummaryDump({dump}, STOP true, MULTIPACKET true, CHECKSUM true) -> CheckIPHeader "
-        f"-> ToIPSummaryDump({out}, FIELDS timestamp count ip_len)")
-    assert out.read_text().splitlines()[2:] == ["1.000000 1 100", "1.500000 1 100", "2.000000 1 100"]
+    run(f"FromIPSummaryDump({dump}, STOP true, MULTIPACKET true) "
+        f"-> ToIPSummaryDump({out}, FIELDS timestamp count ip_len wire_len)")
+    assert out.read_text().splitlines()[2:] == ["1.000000 1 100 40", "1.500000 1 100 40", "2.000000 1 100 40"]
+    run(f"FromIPSummaryDump({dump}, STOP true, CHECKSUM true) -> CheckIPHeader "
+        f"-> ToIPSummaryDump({out}, FIELDS count ip_len wire_len)")
+    assert out.read_text().splitlines()[2:] == ["3 300 300"]
 
 
 def test_fromipsummarydump_config_errors(tmp_path) -> None:

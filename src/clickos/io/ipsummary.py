@@ -322,9 +322,14 @@ def unparse_tcp_opt(opt: bytes, mask: int = OPT_ALL_NOPAD) -> str:
 
 
 def binary_opt(opt: bytes, classes: dict[int, int], mask: int) -> bytes:
-    """Options in the binary dump format: a length byte then the selected options
-    (with OPT_ALL, the raw option bytes are stored first as well, as Click does)."""
-    head = bytes([len(opt) & 0xFF]) + opt if mask == OPT_ALL else b""
+    """Options in the binary dump format: a length byte, then the options the mask
+    selects (all of them, as stored, for OPT_ALL).
+
+    (Click writes the raw options and then the selected ones again for OPT_ALL,
+    which its own reader cannot parse back; we write the documented single
+    field.)"""
+    if mask == OPT_ALL:
+        return bytes([len(opt) & 0xFF]) + opt[:255]
     kept = bytearray()
     i, n = 0, len(opt)
     while i < n:
@@ -341,7 +346,7 @@ def binary_opt(opt: bytes, classes: dict[int, int], mask: int) -> bytes:
         if mask & classes.get(t, OPT_UNKNOWN):
             kept += opt[i: i + opt[i + 1]]
         i += opt[i + 1]
-    return head + bytes([len(kept) & 0xFF]) + bytes(kept)
+    return bytes([len(kept) & 0xFF]) + bytes(kept)
 
 
 class _Bad(Exception):
