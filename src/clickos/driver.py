@@ -178,6 +178,9 @@ class Driver:
                                hotswap_router=self.router, extra=extra)
         if new is None:
             return -errno.EINVAL
+        # Registered and initialized, the new router keeps the driver alive (as in
+        # Click) even if the old one stops before the swap task runs.
+        new.pending_activation = True  # type: ignore[attr-defined]
         pending = getattr(self, "_hotswap_pending", None)
         if pending is not None:
             pending.cleanup()
@@ -194,6 +197,7 @@ class Driver:
         if new is None:
             return False
         old = self.router
+        new.pending_activation = False  # type: ignore[attr-defined]
         new.activate(self.errh)
         self.router = new
         if old is not None:

@@ -402,7 +402,8 @@ class Master:
                         tries -= 1
                 if r.runcount <= 0 and r.running:
                     self.kill_router(r)
-        return not any(r.running for r in self.routers)
+        # a hot-swap replacement waiting for its swap task also keeps the driver going
+        return not any(r.running or getattr(r, "pending_activation", False) for r in self.routers)
 
     def driver(self) -> None:
         """Run until every router has stopped."""

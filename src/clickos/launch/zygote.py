@@ -63,12 +63,20 @@ def warm() -> None:
     from clickos.core import registry
 
     registry.load_all()
-    try:
-        from clickos.packet import kernels
+    # Every kernel module under clickos.packet offers warm(): compile or load them all
+    # now, or each run would pay tens of milliseconds loading them.
+    import importlib
+    import pkgutil
 
-        kernels.warm()
-    except Exception as e:  # noqa: BLE001 - a router without kernels still runs
-        print(f"zygote: kernels not warmed: {e}", file=sys.stderr)
+    import clickos.packet as packet_pkg
+
+    for info in pkgutil.iter_modules(packet_pkg.__path__, "clickos.packet."):
+        try:
+            mod = importlib.import_module(info.name)
+            if callable(getattr(mod, "warm", None)):
+                mod.warm()
+        except Exception as e:  # noqa: BLE001 - a router without kernels still runs
+            print(f"zygote: {info.name} not warmed: {e}", file=sys.stderr)
 
 
 def _recv_request(conn: socket.socket) -> tuple[list[str], list[int]] | None:

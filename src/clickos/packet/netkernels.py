@@ -663,3 +663,40 @@ def linear_lookup(anno: np.ndarray, idx: np.ndarray, addrs: np.ndarray, masks: n
                     anno[s, 2] = (g >> 8) & 0xFF
                     anno[s, 3] = g & 0xFF
                 break
+
+
+def warm() -> None:
+    """Compile (or load from the cache) every kernel here once, e.g. in a zygote
+    before it forks, so routers using these elements start without delay."""
+    data = np.zeros((2, 256), np.uint8)
+    data[:, 64] = 0x45
+    off = np.full(2, 64, np.int32)
+    length = np.full(2, 40, np.int32)
+    hdr = np.full(2, -1, np.int32)
+    anno = np.zeros((2, 48), np.uint8)
+    ptype = np.zeros(2, np.uint8)
+    idx = np.arange(2, dtype=np.int32)
+    out = np.zeros(2, np.int32)
+    empty = np.zeros(0, np.int64)
+    check_ip_header(data, off, length, hdr.copy(), hdr.copy(), anno, idx, 0, True, empty, empty, out)
+    nh, th = off.copy(), off + 20
+    mark_ip_header(data, off, nh, th, idx, 0)
+    dec_ip_ttl(data, nh, idx, True, out)
+    set_ip_checksum(data, off, length, nh, idx, out)
+    set_ip_dscp(data, nh, idx, 4)
+    mark_ip_ce(data, nh, idx, True, out)
+    store_ip_address(data, off, length, nh, th, anno, idx, -16, True, 1, out)
+    push_header(data, off.copy(), length.copy(), hdr.copy(), hdr.copy(), idx, np.zeros(14, np.uint8), 14)
+    ether_mirror(data, off, idx)
+    ether_rewrite(data, off, hdr, idx, np.zeros(12, np.uint8))
+    host_ether_filter(data, off, length, ptype, idx, 0, np.zeros(6, np.uint8), False, True, out)
+    ip_encap(data, off.copy(), length.copy(), nh.copy(), th.copy(), anno, idx, np.zeros(20, np.uint8), False, 0)
+    udp_ip_encap(data, off.copy(), length.copy(), nh.copy(), th.copy(), anno, idx, 1, 2, 3, 4, False, True, 0)
+    check_transport(data, off, length, nh, th, idx, 6, out)
+    check_icmp(data, off, length, nh, th, idx, out)
+    set_transport_checksum(data, off, length, nh, th, idx, 17, False, out)
+    starts = np.zeros(1, np.int64)
+    labels = np.zeros(1, np.int32)
+    ports = np.zeros(1, np.int32)
+    range_lookup(anno, idx, starts, labels, ports, starts, out)
+    linear_lookup(anno, idx, starts, starts, ports, starts, out)

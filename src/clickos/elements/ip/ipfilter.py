@@ -1298,46 +1298,63 @@ def _flip(s: Step) -> None:
     s.short = not s.short
 
 
-def _and_merge(a: Step, b: Step) -> bool | None:
-    """If "a and then b" (a.yes -> b, a.no == b.no) can be one test, its short flag."""
-    if a.offset != b.offset or not a.mask or not b.mask:
-        return None
+def _compatible(b: Step, a: Step, consider_short: bool) -> bool:
+    """Whether some packet can pass both tests (and, with ``consider_short``,
+    whether ``b``'s short behaviour can stand in for ``a``'s).  This follows
+    Click's rule, including its treatment of short packets, so that programs
+    (and thus the outputs of truncated packets) come out the same."""
+    if not a.mask or not b.mask:
+        return True
+    if a.offset != b.offset:
+        return False
+    if consider_short and a.short != b.short and b.need() < a.need():
+        return False
     common = a.mask & b.mask
-    if (a.value & common) != (b.value & common):
-        return None
-    na, nb = a.need(), b.need()
-    if na == nb:
-        return a.short and b.short
-    if (na > nb and a.short) or (nb > na and b.short):
-        return None
-    return False
+    return (a.value & common) == (b.value & common)
+
+
+def _or_pair(a: Step, b: Step) -> bool:
+    """``a no-> b`` where the two tests differ in one value bit and agree otherwise:
+    together they test the word with that bit ignored."""
+    diff = a.value ^ b.value
+    if not (a.offset and a.offset == b.offset and a.mask and b.mask == a.mask
+            and (a.short or not b.short) and a.yes == b.yes and _single_bit(diff)):
+        return False
+    merged = Step(a.offset, a.mask & ~diff, a.value & ~diff, 0, 0)
+    return merged.need() == a.need()
 
 
 def _combine_words(steps: list[Step], order: list[int]) -> None:
-    """Merge chains of tests on the same word: ``A yes-> B`` with a common failure
-    branch becomes one test with the union of the masks (single-bit tests are
-    complemented when that lines the branches up)."""
+    """Merge neighbouring tests on the same word, as Click's optimizer does:
+    ``A yes-> B`` with a common no branch becomes one test with both masks, and
+    ``A no-> B`` testing values one bit apart becomes one test ignoring that bit.
+    Single-bit tests are complemented where that lines the branches up."""
     for s in reversed(order):
         a = steps[s]
-        if not a.mask:
-            continue
-        for _ in range(32):
+        for _ in range(64):
+            if a.no > 0:
+                c = steps[a.no]
+                if _compatible(c, a, False) and _single_bit(a.mask):
+                    _flip(a)
+                elif _or_pair(a, c):
+                    bit = a.value ^ c.value
+                    a.value &= ~bit
+                    a.mask &= ~bit
+                    a.no = c.no
+                    continue
             if a.yes <= 0:
                 break
             b = steps[a.yes]
-            if b.offset != a.offset or not b.mask:
-                break
-            if b.yes == a.no and b.no != a.no and _single_bit(b.mask):
+            if a.no == b.yes and _single_bit(b.mask):
                 _flip(b)
-            if b.no != a.no:
-                break
-            short = _and_merge(a, b)
-            if short is None:
-                break
-            a.value = (a.value & a.mask) | (b.value & b.mask)
-            a.mask |= b.mask
-            a.short = short
-            a.yes = b.yes
+            if a.no == b.no and _compatible(b, a, True):
+                a.yes = b.yes
+                if not a.mask:
+                    a.offset = b.offset
+                a.value = (a.value & a.mask) | (b.value & b.mask)
+                a.mask |= b.mask
+                continue
+            break
 
 
 def _optimize(steps: list[Step], entry: int) -> FilterProgram:
