@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import build, run
+from conftest import build
+from conftest import run as _run_only
 
 from clickos.io.ipsummary import (
     PacketDesc,
@@ -18,6 +19,13 @@ from clickos.io.ipsummary import (
     unparse_tcp_opt,
 )
 from clickos.io.pcap import TraceFile
+
+
+def run(text: str, **kw):  # noqa: ANN201
+    """Run a configuration to the end, then clean up (closing output files)."""
+    res = _run_only(text, **kw)
+    res.router.cleanup()
+    return res
 
 
 def _reader(text: str, **kw) -> SummaryReader:

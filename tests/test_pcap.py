@@ -10,7 +10,8 @@ import struct
 import subprocess
 
 import pytest
-from conftest import build, run
+from conftest import build
+from conftest import run as _run_only
 from scapy.all import ICMP, IP, TCP, UDP, Dot1Q, Ether, Raw, rdpcap, wrpcap
 
 from clickos.io.pcap import (
@@ -28,6 +29,13 @@ from clickos.io.pcap import (
     read_pcap,
     unparse_dlt,
 )
+
+
+def run(text: str, **kw):  # noqa: ANN201
+    """Run a configuration to the end, then clean up (closing output files)."""
+    res = _run_only(text, **kw)
+    res.router.cleanup()
+    return res
 
 
 def _frames() -> list:
@@ -152,7 +160,7 @@ def test_fromdump_todump_roundtrip(tmp_path) -> None:
 
 def test_fromdump_raw_forces_ip_and_times(tmp_path) -> None:
     f = tmp_path / "raw.pcap"
-    pk = [IP(src="10.0.0.%d" % i, dst="10.0.1.1") / ICMP() for i in range(1, 6)]
+    pk = [IP(src=f"10.0.0.{i}", dst="10.0.1.1") / ICMP() for i in range(1, 6)]
     for i, p in enumerate(pk):
         p.time = 50 + i
     wrpcap(str(f), pk, linktype=DLT_RAW)

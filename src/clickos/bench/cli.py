@@ -70,9 +70,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return boot_main(args_in[1:])
     # -- end instances ------------------------------------------------------------------------
+    # -- middleboxes (middlebox helper): `clickos bench middleboxes` parses its own options ----
+    if args_in and args_in[0] == "middleboxes":
+        from clickos.bench.middleboxes import main as middleboxes_main
+
+        return middleboxes_main(args_in[1:])
+    # -- end middleboxes ----------------------------------------------------------------------
     ap = argparse.ArgumentParser(prog="clickos bench")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("boot", help="instance boot time and idle memory (clickos bench boot --help)")  # vm helper
+    sub.add_parser("middleboxes", help="the nine middleboxes on generated traffic (--help)")  # middlebox helper
     r = sub.add_parser("run", help="measure ac.rate of a configuration")
     r.add_argument("config")
     r.add_argument("--click", help="path of Click's userlevel click binary, to compare")

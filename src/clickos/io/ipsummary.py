@@ -1218,8 +1218,8 @@ def _inject_payload(kind: str) -> Callable[[PacketBuilder, Any], None]:
             if not data:
                 return
             _account_payload_len(b, poff, len(data))
-            has_ip = b.is_ip and b.nh >= 0
-            poff, _plen = _payload_info(b.buf, b.off, b.end, b.nh, b.th, has_ip, 0)
+            # The payload goes where it would have started before the headers were
+            # stretched (as in Click), so stretched TCP options may be overwritten.
             if b.length - poff < len(data):
                 b.put(len(data) - (b.length - poff))
             start = b.off + poff

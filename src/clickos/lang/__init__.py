@@ -86,4 +86,5 @@ def parse_config(text: str, filename: str = "config", *, errh: ErrorHandler,
         class_name = "Error" if etype.kind == ERROR else etype.class_name
         elements.append(FlatElement(top.names[i], class_name, top.configs[i], top.element_landmark(i)))
     connections = [FlatConnection(h.from_idx, h.from_port, h.to_idx, h.to_port, h.landmark) for h in hookups]
-    return FlatConfig(elements, connections, list(parser.requirements), text, kept)
+    variables = dict(zip(top_scope.names, top_scope.values, strict=True))
+    return FlatConfig(elements, connections, list(parser.requirements), text, kept, variables)

@@ -34,6 +34,9 @@ class FlatConfig:
     source: str = ""
     # Global variables kept unexpanded (click-flatten without --expand-vars).
     defines: list[tuple[str, str]] = field(default_factory=list)
+    # Every top-level variable (``define``s and command-line NAME=VALUE) with its
+    # value; elements such as FromDevice look up their run-time bindings here.
+    variables: dict[str, str] = field(default_factory=dict)
 
     def unparse(self) -> str:
         """Flattened text as printed by ``click -o-`` and the ``flatconfig`` handler."""

@@ -21,7 +21,6 @@ from clickos.core.confparse import (
     parse_unsigned,
     shift_word,
     uncomment,
-    unparse_timestamp,
 )
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
@@ -606,8 +605,8 @@ class AggregateIPFlows(Element):
                     self._flow_done(key, f)
                 hp.flows = []
         if self._trace is not None:
-            self._trace.write("</trace>\n")
             if self._trace is not sys.stdout:
+                self._trace.write("</trace>\n")
                 self._trace.close()
             else:
                 self._trace.flush()
@@ -627,14 +626,17 @@ class AggregateIPFlows(Element):
         def ip(v: int) -> str:
             return ".".join(str(x) for x in struct.pack("<I", v))
 
+        def stamp(ns: int) -> str:
+            sec, sub = divmod(ns, _NS)
+            return f"{sec}.{sub:09d}"
+
         dur = f.last_ts - f.first_ts
         t.write(f"<flow aggregate='{f.aggregate}' src='{ip(src)}' sport='{sport}' dst='{ip(dst)}' "
-                f"dport='{dport}' begin='{unparse_timestamp(f.first_ts)}' duration='{unparse_timestamp(dur)}'")
+                f"dport='{dport}' begin='{stamp(f.first_ts)}' duration='{stamp(dur)}'")
         if f.filepos:
             t.write(f" filepos='{f.filepos}'")
         t.write(f">\n  <stream dir='0' packets='{f.packets[0]}' /><stream dir='1' packets='{f.packets[1]}' />\n"
                 "</flow>\n")
-        t.flush()
 
     def _new_flow_stats(self, pool: PacketPool, s: int, f: _Flow) -> None:
         f.first_ts = int(pool.ts[s])

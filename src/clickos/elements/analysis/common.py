@@ -114,16 +114,6 @@ class OutputFile:
         elif self.f is not None:
             self.f.write(data)
 
-    def flush_file(self) -> None:
-        """Flush a real file (not standard output, which stays buffered like Click's
-        stdio).  The driver exits without element cleanup, so files are flushed as
-        packets are written."""
-        if self.f is not None:
-            try:
-                self.f.flush()
-            except (ValueError, OSError):
-                pass
-
     def flush(self) -> None:
         try:
             if self.is_stdout:

@@ -596,6 +596,11 @@ class ToDump(Element):
             self._signal = upstream_empty_signal(self, 0, self.task)
         self.active = True
 
+    def is_batch_transparent(self) -> bool:
+        # Writing records to its own file is the same packet by packet or in a batch;
+        # standard output may interleave with other elements' output.
+        return self.filename not in ("-", "<stdout>")
+
     def _open(self) -> Any:
         fn = self.filename
         if fn == "-":
@@ -650,7 +655,8 @@ class ToDump(Element):
             parts.append(w.record(ts, pool.data[s, off: off + min(n, self.snaplen)], wire))
         try:
             self._write_bytes(b"".join(parts))
-            self._flush()
+            if self.unbuffered:
+                self._flush()
             self.count += len(parts)
         except OSError as ex:
             self.active = False

@@ -499,6 +499,11 @@ class ToIPSummaryDump(Element):
         if self.inputs and self.input_is_pull(0):
             self.task = Task(self.run_task, self)
 
+    def is_batch_transparent(self) -> bool:
+        # Lines go to this element's own file in packet order either way; standard
+        # output may interleave with other elements' output.
+        return self.filename not in ("-", "<stdout>")
+
     def initialize(self, errh: ErrorHandler) -> None:
         try:
             self.out = OutputFile(self.filename)
@@ -565,7 +570,6 @@ class ToIPSummaryDump(Element):
         if self.active and self.out is not None:
             for s in batch.idx.tolist():
                 self._write(s, self.multipacket)
-            self.out.flush_file()
         self.checked_output_push(0, batch)
 
     def run_task(self) -> bool:
@@ -577,7 +581,6 @@ class ToIPSummaryDump(Element):
             if self.out is not None:
                 for s in batch.idx.tolist():
                     self._write(s, self.multipacket)
-                self.out.flush_file()
             self.checked_output_push(0, batch)
             self.task.fast_reschedule()
             return True

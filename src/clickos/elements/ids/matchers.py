@@ -37,6 +37,7 @@ class _Matcher(Element):
     port_count = "1/1-2"
     processing = "a/ah"
     literal = True
+    batch_transparent = True
 
     def __init__(self) -> None:
         super().__init__()

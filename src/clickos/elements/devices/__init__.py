@@ -1,0 +1,1 @@
+"""Devices: FromDevice/ToDevice bound at run time to pcap files, generators or sinks."""
