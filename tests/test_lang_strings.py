@@ -1,17 +1,18 @@
-"""Configuration-string helpers and variable expansion (clickos.lang.confparse / variables)."""
+"""The configuration-string helpers the language front end uses (clickos.core.confparse)
+and variable expansion (clickos.lang.variables)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
-from clickos.lang.confparse import (
+from clickos.core import confparse as cp
+from clickos.core.confparse import (
     INT_OK,
     INT_RANGE,
-    parse_int,
     parse_int_prefix,
-    parse_keyword,
-    parse_string,
-    parse_word,
+    parse_or_none,
     printable,
     quote,
     shift_word,
@@ -22,6 +23,13 @@ from clickos.lang.confparse import (
 )
 from clickos.lang.lexer import Tokenizer
 from clickos.lang.variables import VariableEnvironment, assign_arguments, expand_variables
+
+# The parser calls these the way Click's lexer calls XArg::parse(str, result):
+# silently, failure being None.
+parse_int = partial(parse_or_none, cp.parse_int)
+parse_string = partial(parse_or_none, cp.parse_string)
+parse_word = partial(parse_or_none, cp.parse_word)
+parse_keyword = partial(parse_or_none, cp.take_keyword)
 
 
 @pytest.mark.parametrize(("text", "args"), [

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import rdpcap, wrpcap
 
 from clickos import middleboxes
+from clickos.core import registry
 from clickos.core.errors import ErrorHandler
 from clickos.core.master import Master
 from clickos.core.router import Router
@@ -46,13 +47,16 @@ class Result:
 
 
 def run_middlebox(name: str, tmp: str, inputs: dict[int, list[Packet]], devices: tuple[int, ...] = (0, 1),
-                  defines: dict[str, str] | None = None) -> Result:
-    """Run middlebox ``name`` with a pcap per device; returns the frames written per device."""
+                  defines: dict[str, str] | None = None, timing: bool = False) -> Result:
+    """Run middlebox ``name`` with a pcap per device; returns the frames written per device.
+
+    With ``timing`` the captures replay at their recorded pace, so packets on
+    different interfaces arrive in the order of their ``time`` attributes."""
     defs = dict(defines or {})
     for d in devices:
         inp = os.path.join(tmp, f"in{d}.pcap")
         wrpcap(inp, inputs.get(d, []), linktype=1)
-        defs[f"DEV{d}"] = f"pcap:{inp},out={os.path.join(tmp, f'out{d}.pcap')}"
+        defs[f"DEV{d}"] = f"pcap:{inp},out={os.path.join(tmp, f'out{d}.pcap')}" + (",timing" if timing else "")
     mb = middleboxes.get(name)
     errh = ErrorHandler(echo=False)
     r = Router.from_text(mb.text(), mb.path, errh, defines=defs, master=Master())
@@ -96,6 +100,20 @@ def udp(src: str, dst: str, sport: int = 1234, dport: int = 53, ttl: int = 64, p
 def tcp(src: str, dst: str, sport: int, dport: int, flags: str = "S", smac: str = HOST0_MAC,
         dmac: str = IF0_MAC) -> Packet:
     return Ether(src=smac, dst=dmac) / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags)
+
+
+def timeline(*steps: tuple[int, Packet]) -> dict[int, list[Packet]]:
+    """Inputs per interface from (interface, frame) steps, 2 ms apart."""
+    out: dict[int, list[Packet]] = {}
+    for i, (dev, p) in enumerate(steps):
+        p.time = 1_700_000_000 + i * 0.002
+        out.setdefault(dev, []).append(p)
+    return out
+
+
+needs_rewriter = pytest.mark.skipif(
+    registry.lookup("IPRewriter") is None or registry.lookup("RoundRobinIPMapper") is None,
+    reason="IPRewriter/RoundRobinIPMapper are not in the element library yet")
 
 
 @pytest.fixture
@@ -208,7 +226,7 @@ def test_iprouter_icmp_errors_and_drops(tmp: str) -> None:
     assert all(ip_checksum_ok(p) and l4_checksum_ok(p) for p in replies)
     kinds = {(p[ICMP].type, p[ICMP].code): p for p in replies}
     assert set(kinds) == {(11, 0), (3, 0), (3, 4), (0, 0)}, kinds
-    assert kinds[(11, 0)][IPerror].dst == "10.0.1.5" and kinds[(11, 0)][UDP].sport == 7001
+    assert kinds[(11, 0)][IPerror].dst == "10.0.1.5" and kinds[(11, 0)][UDPerror].sport == 7001
     assert kinds[(3, 0)][IPerror].dst == "172.16.0.1"
     assert kinds[(3, 4)].nexthopmtu == 1500
     echo = kinds[(0, 0)]
@@ -226,6 +244,135 @@ def test_iprouter_fragments_large_packets(tmp: str) -> None:
     assert frags[0][IP].flags.MF and not frags[1][IP].flags.MF
     data = b"".join(bytes(p[IP].payload) for p in sorted(frags, key=lambda p: p[IP].frag))
     assert data == bytes(big[IP].payload)
+
+
+# -- firewall --------------------------------------------------------------------------------------
+
+OUT0_MAC, OUT1_MAC = "02:00:00:00:00:fe", "02:00:00:00:01:fe"   # the routers either side
+
+
+@needs_rewriter
+def test_firewall_rules_and_connection_tracking(tmp: str) -> None:
+    web, dns, server = "203.0.113.5", "198.51.100.53", "10.0.0.10"
+    arp = Ether(src=HOST0_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="10.0.0.1", psrc=HOST0_IP)
+    v6 = Ether(src=HOST0_MAC, dst=OUT1_MAC, type=0x86DD) / Raw(b"\x60" + b"\0" * 39)
+    steps = [
+        ("pass", 0, tcp(HOST0_IP, web, 40000, 80, "S")),                   # new outbound web connection
+        ("pass", 1, tcp(web, HOST0_IP, 80, 40000, "SA", smac=OUT1_MAC, dmac=HOST0_MAC)),  # its reply
+        ("pass", 0, tcp(HOST0_IP, web, 40000, 80, "A")),
+        ("drop", 0, tcp(HOST0_IP, web, 40001, 25, "S")),                   # SMTP out: not allowed
+        ("drop", 0, tcp(HOST0_IP, web, 40002, 80, "A")),                   # no SYN, no state
+        ("drop", 1, tcp("203.0.113.6", HOST0_IP, 5555, 22, "S", smac=OUT1_MAC)),  # unsolicited
+        ("pass", 1, tcp("198.18.0.9", server, 6000, 443, "S", smac=OUT1_MAC)),    # to the server
+        ("pass", 0, tcp(server, "198.18.0.9", 443, 6000, "SA", dmac=OUT1_MAC)),   # server's reply
+        ("pass", 0, udp(HOST0_IP, dns, sport=5353, dport=53)),
+        ("pass", 1, udp(dns, HOST0_IP, sport=53, dport=5353, smac=OUT1_MAC)),
+        ("drop", 1, udp(dns, HOST0_IP, sport=53, dport=5354, smac=OUT1_MAC)),     # not asked for
+        ("pass", 0, Ether(src=HOST0_MAC, dst=OUT1_MAC) / IP(src=HOST0_IP, dst=web) / ICMP(type=8)),
+        ("pass", 1, Ether(src=OUT1_MAC, dst=HOST0_MAC) / IP(src=web, dst=HOST0_IP) / ICMP(type=0)),
+        ("drop", 1, Ether(src=OUT1_MAC, dst=HOST0_MAC) / IP(src=web, dst=HOST0_IP) / ICMP(type=8)),
+        ("pass", 1, Ether(src=OUT1_MAC, dst=HOST0_MAC) / IP(src=web, dst=server) / ICMP(type=8)),
+        ("pass", 0, arp),
+        ("drop", 0, v6),
+    ]
+    res = run_middlebox("firewall", tmp, timeline(*[(d, p) for _, d, p in steps]), timing=True)
+    want = {0: [], 1: []}
+    for verdict, d, p in steps:
+        if verdict == "pass":
+            want[1 - d].append(bytes(p))
+    assert [bytes(p) for p in res.out[1]] == want[1]
+    assert [bytes(p) for p in res.out[0]] == want[0]
+
+
+# -- nat -------------------------------------------------------------------------------------------
+
+PUBLIC = "198.51.100.1"
+
+
+@needs_rewriter
+def test_nat_translates_and_drops(tmp: str) -> None:
+    srv = "203.0.113.10"
+    a = udp("100.64.0.2", srv, sport=5000, dport=53, dmac=IF0_MAC)
+    b = udp("100.64.0.3", srv, sport=5000, dport=53, dmac=IF0_MAC)        # same port: needs another
+    t = tcp("100.64.7.9", srv, 33333, 443, "S", dmac=IF0_MAC)
+    res1 = run_middlebox("nat", tmp, timeline(
+        (0, a), (0, b), (0, t),
+        (0, udp("10.1.2.3", srv, sport=5001, dmac=IF0_MAC)),                   # not a subscriber
+        (0, Ether(src=HOST0_MAC, dst=IF0_MAC) / IP(src="100.64.0.2", dst=srv) / ICMP()),
+        (1, udp(srv, PUBLIC, sport=53, dport=6000, smac=OUT1_MAC, dmac=IF1_MAC)),  # no mapping
+        (1, Ether(src=OUT1_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=OUT1_MAC, psrc="198.51.100.254",
+                                                             pdst=PUBLIC)),
+    ), timing=True)
+    out = [p for p in res1.out[1] if IP in p]
+    assert len(out) == 3
+    for sent, got in zip((a, b, t), out, strict=True):
+        assert got.src == IF1_MAC and got.dst == OUT1_MAC
+        assert got[IP].src == PUBLIC and got[IP].dst == srv and got[IP].ttl == sent[IP].ttl
+        l4 = UDP if UDP in sent else TCP
+        assert got[l4].dport == sent[l4].dport and 1024 <= got[l4].sport <= 65535
+        assert bytes(got[l4].payload) == bytes(sent[l4].payload)
+        assert ip_checksum_ok(got) and l4_checksum_ok(got)
+    pa, pb, pt = (p[UDP].sport if UDP in p else p[TCP].sport for p in out)
+    assert pa == 5000 and pb != 5000 and pt == 33333
+    arp = [p for p in res1.out[1] if ARP in p]
+    assert len(arp) == 1 and arp[0][ARP].op == 2 and arp[0][ARP].psrc == PUBLIC and arp[0][ARP].hwsrc == IF1_MAC
+    assert res1.out[0] == []
+
+
+@needs_rewriter
+def test_nat_translates_replies_back(tmp: str) -> None:
+    srv = "203.0.113.10"
+    steps = [
+        (0, udp("100.64.0.2", srv, sport=5000, dport=53, dmac=IF0_MAC)),
+        (0, udp("100.64.0.3", srv, sport=5000, dport=53, dmac=IF0_MAC)),
+    ]
+    first = run_middlebox("nat", tmp, timeline(*steps), timing=True)
+    port_b = first.out[1][1][UDP].sport
+    replies = [
+        udp(srv, PUBLIC, sport=53, dport=5000, smac=OUT1_MAC, dmac=IF1_MAC, payload=b"to a"),
+        udp(srv, PUBLIC, sport=53, dport=port_b, smac=OUT1_MAC, dmac=IF1_MAC, payload=b"to b"),
+        udp(srv, PUBLIC, sport=54, dport=5000, smac=OUT1_MAC, dmac=IF1_MAC),   # wrong source port
+    ]
+    res = run_middlebox("nat", tmp, timeline(*steps, *[(1, p) for p in replies]), timing=True)
+    assert res.out[1][1][UDP].sport == port_b        # the same choice again
+    back = res.out[0]
+    assert [(p[IP].dst, p[UDP].dport, bytes(p[UDP].payload)) for p in back] == [
+        ("100.64.0.2", 5000, b"to a"), ("100.64.0.3", 5000, b"to b")]
+    for p in back:
+        assert p.src == IF0_MAC and p.dst == "02:00:00:00:00:fe"
+        assert p[IP].src == srv and p[UDP].sport == 53
+        assert ip_checksum_ok(p) and l4_checksum_ok(p)
+
+
+# -- loadbalancer ------------------------------------------------------------------------------------
+
+VIP, VIP_MAC, LB_MAC = "10.0.0.100", "02:00:00:00:00:64", "02:00:00:00:01:01"
+
+
+@needs_rewriter
+def test_loadbalancer_spreads_connections(tmp: str) -> None:
+    clients = [f"198.18.0.{i}" for i in range(1, 6)]
+    syns = [tcp(c, VIP, 1000 + i, 80, "S", smac=OUT0_MAC, dmac=VIP_MAC) for i, c in enumerate(clients)]
+    again = tcp(clients[0], VIP, 1000, 80, "A", smac=OUT0_MAC, dmac=VIP_MAC)
+    ssh = tcp(clients[0], VIP, 1000, 22, "S", smac=OUT0_MAC, dmac=VIP_MAC)
+    steps = [(0, p) for p in syns] + [(0, again), (0, ssh)]
+    reply = tcp("10.0.1.11", clients[1], 80, 1001, "SA", smac="02:00:00:00:01:0b", dmac=LB_MAC)
+    stray = tcp("10.0.1.12", clients[1], 80, 4444, "SA", smac="02:00:00:00:01:0c", dmac=LB_MAC)
+    res = run_middlebox("loadbalancer", tmp, timeline(*steps, (1, reply), (1, stray)), timing=True)
+    out = res.out[1]
+    assert len(out) == 6
+    backends = [p[IP].dst for p in out]
+    assert backends[:5] == ["10.0.1.10", "10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.10"]
+    assert backends[5] == backends[0]                   # same connection, same backend
+    for sent, got in zip(syns + [again], out, strict=True):
+        assert got.src == LB_MAC and got.dst == f"02:00:00:00:01:{int(got[IP].dst.split('.')[3]):02x}"
+        assert got[IP].src == sent[IP].src and got[TCP].sport == sent[TCP].sport and got[TCP].dport == 80
+        assert ip_checksum_ok(got) and l4_checksum_ok(got)
+    assert len(res.out[0]) == 1
+    back = res.out[0][0]
+    assert back.src == VIP_MAC and back.dst == OUT0_MAC
+    assert back[IP].src == VIP and back[IP].dst == clients[1] and back[TCP].sport == 80 and back[TCP].dport == 1001
+    assert ip_checksum_ok(back) and l4_checksum_ok(back)
 
 
 # -- flowmonitor -----------------------------------------------------------------------------------
@@ -264,9 +411,93 @@ def test_ids_drops_and_logs_signatures(tmp: str) -> None:
 # -- shaper --------------------------------------------------------------------------------------------
 
 def test_shaper_holds_rate_and_drops_overflow(tmp: str) -> None:
-    frames = [udp(HOST0_IP, "10.0.1.9", sport=i, payload=b"p" * 958) for i in range(200)]  # 1000-byte frames
-    res = run_middlebox("shaper", tmp, {0: frames}, defines={"RATE": "8Mbps", "CAPACITY": "40"})
-    assert len(res.out[1]) == 40
-    assert [bytes(p) for p in res.out[1]] == [bytes(p) for p in frames[:40]]
-    assert res.read("q.drops") == "160"
+    # 256 1000-byte frames arrive at once (one burst); 100 fit the queue and
+    # leave at 8 Mbit/s (in 0.1 s)
+    frames = [udp(HOST0_IP, "10.0.1.9", sport=i, payload=b"p" * 958) for i in range(256)]
+    res = run_middlebox("shaper", tmp, {0: frames}, defines={"RATE": "8Mbps", "CAPACITY": "100"})
+    assert len(res.out[1]) == 100
+    assert [bytes(p) for p in res.out[1]] == [bytes(p) for p in frames[:100]]
+    assert res.read("q.drops") == "156"
     assert float(res.read("ToDevice@4.bit_rate")) == pytest.approx(8e6, rel=0.05)
+
+
+# -- the devices themselves ------------------------------------------------------------------------------
+
+def run_text(text: str, defines: dict[str, str]) -> Result:
+    errh = ErrorHandler(echo=False)
+    r = Router.from_text(text, "config", errh, defines=defines, master=Master())
+    assert r is not None, errh.text()
+    r.activate(errh)
+    try:
+        r.master.driver()
+    finally:
+        r.master.close()
+        r.cleanup()
+    return Result(r, {})
+
+
+def config_error(text: str, defines: dict[str, str]) -> str:
+    errh = ErrorHandler(echo=False)
+    assert Router.from_text(text, "config", errh, defines=defines, master=Master()) is None
+    return errh.text()
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp", "icmp", "arp"])
+def test_generator_builds_valid_frames(tmp: str, proto: str) -> None:
+    out = os.path.join(tmp, "gen.pcap")
+    spec = f"gen:{proto},len=80,flows=5,count=12,src=10.9.0.1,srcs=2,dst=if1,dsts=3,sport=4000,ttl=33"
+    res = run_text("AddressInfo(if1 172.16.0.1); FromDevice(0) -> ToDevice(1)",
+                   {"DEV0": spec, "DEV1": f"pcap:{out}"})
+    assert res.read("FromDevice@2.count") == "12"
+    frames = rdpcap(out)
+    assert len(frames) == 12 and all(len(p) == 80 for p in frames)
+    assert [bytes(p) for p in frames[5:10]] == [bytes(p) for p in frames[:5]]   # five flows, cycled
+    if proto == "arp":
+        assert [p[ARP].pdst for p in frames[:5]] == ["172.16.0.1"] * 2 + ["172.16.0.2"] * 2 + ["172.16.0.3"]
+        return
+    assert [p[IP].src for p in frames[:5]] == ["10.9.0.1", "10.9.0.2"] * 2 + ["10.9.0.1"]
+    assert [p[IP].dst for p in frames[:5]] == ["172.16.0.1"] * 2 + ["172.16.0.2"] * 2 + ["172.16.0.3"]
+    assert all(p[IP].ttl == 33 and ip_checksum_ok(p) and l4_checksum_ok(p) for p in frames)
+    if proto != "icmp":
+        l4 = UDP if proto == "udp" else TCP
+        assert [p[l4].sport for p in frames[:5]] == [4000] * 5     # 2 x 3 address pairs cover 5 flows
+
+
+def test_binding_precedence_and_environment(tmp: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "FromDevice(0) -> ToDevice(0)"
+    monkeypatch.setenv("CLICKOS_DEV0", "gen:count=7")
+    res = run_text(text, {})
+    assert res.read("FromDevice@1.count") == "7"
+    assert res.read("FromDevice@1.device") == "gen:count=7 (from CLICKOS_DEV0)"
+    assert res.read("ToDevice@2.device").startswith("sink")
+    res = run_text(text, {"DEV0": "gen:count=3", "DEV0_RX": "gen:count=5"})
+    assert res.read("FromDevice@1.count") == "5" and res.read("ToDevice@2.count") == "5"
+    monkeypatch.delenv("CLICKOS_DEV0")
+    errh = ErrorHandler(echo=False)
+    idle = Router.from_text(text, "config", errh, master=Master())
+    assert idle is not None and idle.call_read("FromDevice@1.device", errh).strip() == "idle (unbound)"
+
+
+def test_binding_errors(tmp: str) -> None:
+    text = "FromDevice(0) -> ToDevice(0)"
+    assert "unknown device binding 'bogus'" in config_error(text, {"DEV0": "bogus"})
+    assert "unknown option 'colour'" in config_error(text, {"DEV0": "gen:colour=red"})
+    assert "'gen:' bindings cannot be used by ToDevice" in config_error(text, {"DEV0_TX": "gen:"})
+    path = os.path.join(tmp, "x.pcap")
+    wrpcap(path, [udp(HOST0_IP, IF1_IP)])
+    assert "both read and written" in config_error(text, {"DEV0": f"pcap:{path}"})
+
+
+def test_timing_replays_captures_in_order(tmp: str) -> None:
+    # the frames alternate between two captures; without timing each device
+    # would deliver its whole file in one burst
+    steps = [(i % 2, udp(HOST0_IP, IF1_IP, sport=i)) for i in range(8)]
+    inputs = timeline(*steps)
+    paths = []
+    for d in (0, 1):
+        paths.append(os.path.join(tmp, f"t{d}.pcap"))
+        wrpcap(paths[-1], inputs[d])
+    out = os.path.join(tmp, "merged.pcap")
+    run_text("FromDevice(0) -> m :: ToDevice(2); FromDevice(1) -> m",
+             {"DEV0": f"pcap:{paths[0]},timing", "DEV1": f"pcap:{paths[1]},timing", "DEV2": f"pcap:{out}"})
+    assert [p[UDP].sport for p in rdpcap(out)] == list(range(8))

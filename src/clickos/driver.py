@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from clickos.core.clock import Clock
 from clickos.core.errors import ErrorHandler
 from clickos.core.master import Master
 from clickos.core.router import STOP_RUNCOUNT, Router
@@ -111,11 +112,12 @@ class Driver:
     def __init__(self, opts: DriverOptions, errh: ErrorHandler) -> None:
         self.opts = opts
         self.errh = errh
-        self.master = Master()
+        clock = Clock()
+        if opts.simtime is not None:
+            clock.set_simulation(int(opts.simtime * 1e9) if opts.simtime else 10**18)
+        self.master = Master(clock)
         self.router: Router | None = None
         self.running = False
-        if opts.simtime is not None:
-            self.master.clock.set_simulation(int(opts.simtime * 1e9) if opts.simtime else 10**18)
 
     def _extra_handlers(self, router: Router) -> None:
         h = router.handlers

@@ -250,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, args.duration, args.warmup, args.profile)))
+        try:
+            res = run_one(args.one, args.duration, args.warmup, args.profile)
+        except RuntimeError as ex:
+            res = {"name": args.one, "mpps": 0.0, "gbps": 0.0, "error": str(ex)}
+        print(json.dumps(res))
         return 0
     names = args.names or [m.name for m in MIDDLEBOXES]
     known = {m.name for m in MIDDLEBOXES}

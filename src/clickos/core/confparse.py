@@ -5,7 +5,10 @@ This module has two layers.
 *String level* -- the ``cp_*`` helpers that manipulate raw configuration text:
 :func:`split_args` (``cp_argvec``), :func:`split_words` (``cp_spacevec``),
 :func:`shift_word` (``cp_shift_spacevec``), :func:`uncomment`, :func:`unquote`,
-:func:`quote`, :func:`is_word`, :func:`is_identifier` and friends.
+:func:`quote`, :func:`is_word`, :func:`is_identifier`, :func:`printable` and friends, and
+:func:`expand_references` (``cp_expand``), the ``$`` scanner shared by the language's
+variables (:mod:`clickos.lang.variables`) and Script (:mod:`clickos.core.expand`).  This
+layer is what the language front end (:mod:`clickos.lang`) may use.
 
 *Value level* -- one ``parse_X(text) -> value`` function per argument type that Click's
 ``Args`` understands (``IntArg``, ``BoolArg``, ``SecondsArg``, ``BandwidthArg``,
@@ -65,21 +68,24 @@ import socket
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from clickos.core.errors import ConfigError
 
 __all__ = [
     "ANNOTATIONS", "ANNO_AREA_SIZE", "ICMP_CODES", "ICMP_TYPES", "IP_PROTOCOLS", "KNOWN_PORTS",
     "PARSERS", "PARSE_ERROR", "Resolver",
-    "anno_offset", "anno_size", "current_resolver", "is_identifier", "is_space", "is_word",
-    "join_args", "join_words", "quote", "shift_word", "skip_comment_space", "split_args",
+    "INT_INVALID", "INT_OK", "INT_RANGE", "MAX_EXPANSION_DEPTH",
+    "anno_offset", "anno_size", "current_resolver", "expand_references", "is_identifier",
+    "is_space", "is_var_char", "is_word", "join_args", "join_words", "parse_or_none",
+    "printable", "quote", "shift_word", "skip_comment_space", "skip_space", "split_args",
     "split_words", "take_keyword", "take_string", "take_word", "uncomment", "unquote",
     "unquote_bytes", "using_resolver", "make_anno",
     "parse_any", "parse_anno", "parse_bandwidth", "parse_bandwidth_status", "parse_bool",
     "parse_bounded_int", "parse_byte", "parse_data", "parse_double", "parse_element",
     "parse_ether_address", "parse_filename", "parse_fixed_point", "parse_icmp_code",
-    "parse_icmp_type", "parse_int", "parse_int8", "parse_int16", "parse_int64", "parse_integer",
+    "parse_icmp_type", "parse_int", "parse_int8", "parse_int16", "parse_int64",
+    "parse_int_prefix", "parse_integer",
     "parse_ip6_address", "parse_ip6_address_or_prefix", "parse_ip6_prefix", "parse_ip_address",
     "parse_ip_address_list", "parse_ip_address_or_prefix", "parse_ip_port", "parse_ip_prefix",
     "parse_ip_protocol", "parse_keyword", "parse_microseconds", "parse_milliseconds",
@@ -109,6 +115,20 @@ _U64 = 0xFFFFFFFFFFFFFFFF
 
 def _fail(message: str = PARSE_ERROR) -> ConfigError:
     return ConfigError(message)
+
+
+_T = TypeVar("_T")
+
+
+def parse_or_none(parser: Callable[[str], _T], text: str) -> _T | None:
+    """``parser(text)``, or None where it raises :class:`ConfigError`: a parser called the
+    way Click calls ``XArg::parse(str, result)`` outside ``Args``, where failure is silent
+    and only the boolean result counts (the lexer's ``IntArg().parse(port_text, port)``,
+    ``WordArg::parse``, ``StringArg::parse``)."""
+    try:
+        return parser(text)
+    except ConfigError:
+        return None
 
 
 def _isdigit(c: str) -> bool:
@@ -260,6 +280,21 @@ def skip_comment_space(s: str, i: int = 0, end: int | None = None) -> int:
         else:
             break
     return i
+
+
+def skip_space(s: str, i: int = 0, end: int | None = None) -> int:
+    """Index of the first non-space character at or after ``i`` (``cp_skip_space``)."""
+    if end is None:
+        end = len(s)
+    while i < end and s[i] in _SPACE:
+        i += 1
+    return i
+
+
+def is_var_char(c: str) -> bool:
+    """True for a character of a variable name: an ASCII letter, digit or ``_`` (Click's
+    ``isalnum(c) || c == '_'``)."""
+    return _isalnum(c) or c == "_"
 
 
 def _uncomment_from(s: str, i: int, stop_at_comma: bool) -> tuple[str, int]:
@@ -548,6 +583,156 @@ def is_identifier(s: str) -> bool:
     return n > 0
 
 
+def printable(s: str) -> str:
+    """Click's ``String::printable``: ``^X`` for control characters, octal escapes for
+    characters 127-255 (bytes, as configuration text is read as latin-1) and for the
+    UTF-8 bytes of any wider character."""
+    if all(32 <= ord(c) < 127 for c in s):
+        return s
+    out = []
+    for c in s:
+        o = ord(c)
+        if 32 <= o < 127:
+            out.append(c)
+        elif o < 32:
+            out.append("^" + chr(o + 64))
+        elif o < 256:
+            out.append(f"\\{o:03o}")
+        else:
+            out.extend(f"\\{b:03o}" for b in c.encode("utf-8", "surrogatepass"))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------
+# $ references (cp_expand)
+# ---------------------------------------------------------------------------------------
+
+#: ``$`` references nested deeper than this are left as written (Click's ``cp_expand``
+#: depth limit); it is also what stops a variable whose value mentions itself.
+MAX_EXPANSION_DEPTH = 10
+
+#: ``expander(name, kind, depth) -> str | None``: the value of one reference, or None to
+#: leave it as written.  ``kind`` is ``"{"`` for ``${...}``, ``"("`` for ``$(...)`` and
+#: ``"a"`` for ``$name``, ``$?``, ``$#`` and ``$$`` (Click's ``VariableExpander``).
+Expander = Callable[[str, str, int], "str | None"]
+
+
+def expand_references(config: str, expander: Expander, expand_quote: bool = False,
+                      depth: int = 0) -> str:
+    """Replace ``$name``, ``${...}``, ``$(...)``, ``$?``, ``$#`` and ``$$`` in ``config``
+    with what ``expander`` gives (Click's ``cp_expand``).
+
+    References inside single quotes and comments stay as written; text substituted
+    inside double quotes is backslash-protected, and ``expand_quote`` double-quotes text
+    substituted outside quotes.  A ``$`` inside ``${...}`` or ``$(...)`` makes the name
+    itself be expanded first (at ``depth + 1``); such a reference that ``expander``
+    rejects is kept with its expanded name.  References deeper than
+    :data:`MAX_EXPANSION_DEPTH` are not expanded.  As in Click, the input is returned
+    unchanged when nothing was accumulated before the tail -- even if a leading
+    reference expanded to the empty string."""
+    if "$" not in config:
+        return config
+    end = len(config)
+    s = 0
+    uninterpolated = 0
+    in_quote = ""
+    out: list[str] = []
+    while s < end:
+        c = config[s]
+        if c == "\\":
+            if s + 1 < end and in_quote == '"':
+                s += 1
+        elif c == "'" or c == '"':
+            if not in_quote:
+                in_quote = c
+            elif in_quote == c:
+                in_quote = ""
+        elif c == "/":
+            if s + 1 < end and config[s + 1] in "/*" and not in_quote:
+                s = skip_comment_space(config, s, end) - 1
+        elif c == "$" and s + 1 < end and in_quote != "'" and depth <= MAX_EXPANSION_DEPTH:
+            before = s
+            nxt = config[s + 1]
+            expand_name = False
+            if nxt == "{":
+                kind = "{"
+                s += 2
+                start = s
+                while s < end and config[s] != "}":
+                    if config[s] == "$":
+                        expand_name = True
+                    s += 1
+                if s == end:
+                    break
+                name = config[start:s]
+                s += 1
+            elif nxt == "(":
+                kind = "("
+                level = 1
+                nquote = ""
+                s += 2
+                start = s
+                while s < end and level:
+                    ch = config[s]
+                    if ch == "(":
+                        if not nquote:
+                            level += 1
+                    elif ch == ")":
+                        if not nquote:
+                            level -= 1
+                    elif ch == '"' or ch == "'":
+                        if not nquote:
+                            nquote = ch
+                        elif nquote == ch:
+                            nquote = ""
+                    elif ch == "\\":
+                        if s + 1 < end and nquote != "'":
+                            s += 1
+                    elif ch == "$":
+                        if nquote != "'":
+                            expand_name = True
+                    s += 1
+                if s == start or config[s - 1] != ")":
+                    break   # unterminated: the rest is kept as written
+                name = config[start:s - 1]
+            elif is_var_char(nxt):
+                kind = "a"
+                s += 1
+                start = s
+                while s < end and is_var_char(config[s]):
+                    s += 1
+                name = config[start:s]
+            elif nxt in "?#$":
+                kind = "a"
+                name = nxt
+                s += 2
+            else:
+                s += 1
+                continue
+
+            out.append(config[uninterpolated:before])
+            if expand_name:
+                name = expand_references(name, expander, False, depth + 1)
+            text = expander(name, kind, depth)
+            uninterpolated = s
+            if text is None:
+                if expand_name:
+                    out.append(config[before:before + 2] + name + config[s - 1])
+                else:
+                    uninterpolated = before
+            elif in_quote == '"' or (expand_quote and not in_quote):
+                text = quote(text)[1:-1]
+                out.append(text if in_quote == '"' else '"' + text + '"')
+            else:
+                out.append(text)
+            continue
+        s += 1
+    if not any(out):
+        return config
+    out.append(config[uninterpolated:])
+    return "".join(out)
+
+
 # ---------------------------------------------------------------------------------------
 # Strings, words, keywords
 # ---------------------------------------------------------------------------------------
@@ -756,12 +941,9 @@ def _int_limits(bits: int, signed: bool) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-def _int_core(text: str, bits: int, signed: bool, base: int) -> tuple[int, bool]:
-    """Parse a whole-string integer.  Returns ``(value, in_range)`` where an out-of-range
-    value is already saturated; raises ``ConfigError("invalid number")`` on bad syntax."""
-    stop, b = _int_span(text, signed, base)
-    if b < 2 or b > 36 or stop == 0 or stop != len(text):
-        raise _fail("invalid number")
+def _int_value(text: str, stop: int, b: int, bits: int, signed: bool) -> tuple[int, bool]:
+    """The value of the integer ``text[:stop]`` found by :func:`_int_span` in base ``b``.
+    Returns ``(value, in_range)`` where an out-of-range value is already saturated."""
     magnitude = 0
     nlet = max(b - 10, 0)
     cap = 1 << (bits + 1)
@@ -784,6 +966,37 @@ def _int_core(text: str, bits: int, signed: bool, base: int) -> tuple[int, bool]
     if value < lo:
         return lo, False
     return value, True
+
+
+def _int_core(text: str, bits: int, signed: bool, base: int) -> tuple[int, bool]:
+    """Parse a whole-string integer.  Returns ``(value, in_range)`` where an out-of-range
+    value is already saturated; raises ``ConfigError("invalid number")`` on bad syntax."""
+    stop, b = _int_span(text, signed, base)
+    if b < 2 or b > 36 or stop == 0 or stop != len(text):
+        raise _fail("invalid number")
+    return _int_value(text, stop, b, bits, signed)
+
+
+#: :func:`parse_int_prefix` statuses (Click's ``cp_errno`` after ``cp_integer``).
+INT_OK, INT_RANGE, INT_INVALID = 0, 1, 2
+
+
+def parse_int_prefix(text: str, i: int = 0, end: int | None = None, base: int = 0,
+                     signed: bool = True, bits: int = 32) -> tuple[int, int, int]:
+    """Parse the integer at the front of ``text[i:end]`` with :func:`parse_integer`'s
+    syntax (Click's ``cp_integer(begin, end, base, &result)``).
+
+    Returns ``(stop, value, status)``: ``stop`` is the index where the number ends
+    (``i`` and status :data:`INT_INVALID` when there is none); an out-of-range value is
+    saturated and has status :data:`INT_RANGE`, otherwise the status is :data:`INT_OK`."""
+    if end is None:
+        end = len(text)
+    sub = text[i:end]
+    stop, b = _int_span(sub, signed, base)
+    if b < 2 or b > 36 or stop == 0:
+        return i, 0, INT_INVALID
+    value, ok = _int_value(sub, stop, b, bits, signed)
+    return i + stop, value, (INT_OK if ok else INT_RANGE)
 
 
 def parse_integer(text: str, bits: int = 32, signed: bool = True, base: int = 0,

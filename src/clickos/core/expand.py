@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from clickos.core.confparse import (
     _int_core,
+    expand_references,
     parse_bool,
     parse_double,
     parse_filename,
@@ -50,7 +51,6 @@ from clickos.core.confparse import (
     parse_timestamp,
     quote,
     shift_word,
-    skip_comment_space,
     unparse_timestamp,
     unquote,
 )
@@ -158,110 +158,12 @@ Lookup = Callable[[str, str], "str | None"]
 
 
 def expand(config: str, lookup: Lookup, expand_quote: bool = False, depth: int = 0) -> str:
-    """Replace ``$`` references in ``config`` (Click's ``cp_expand``); see the module
-    docstring.  As in Click, a text whose expansions all produce nothing is returned
-    unchanged."""
-    if "$" not in config:
-        return config
-    end = len(config)
-    s = 0
-    uninterpolated = 0
-    quote_char = ""
-    out: list[str] = []
-    while s < end:
-        c = config[s]
-        if c == "\\":
-            if s + 1 < end and quote_char == '"':
-                s += 1
-        elif c == "'" or c == '"':
-            if not quote_char:
-                quote_char = c
-            elif quote_char == c:
-                quote_char = ""
-        elif c == "/":
-            if s + 1 < end and config[s + 1] in "/*" and not quote_char:
-                s = skip_comment_space(config, s, end) - 1
-        elif c == "$" and s + 1 < end and quote_char != "'" and depth <= 10:
-            before = s
-            nxt = config[s + 1]
-            expand_name = False
-            if nxt == "{":
-                kind = "{"
-                s += 2
-                start = s
-                while s < end and config[s] != "}":
-                    if config[s] == "$":
-                        expand_name = True
-                    s += 1
-                if s == end:
-                    break
-                name = config[start:s]
-                s += 1
-            elif nxt == "(":
-                kind = "("
-                level, nquote = 1, ""
-                s += 2
-                start = s
-                while s < end and level:
-                    ch = config[s]
-                    if ch == "(":
-                        if not nquote:
-                            level += 1
-                    elif ch == ")":
-                        if not nquote:
-                            level -= 1
-                    elif ch == '"' or ch == "'":
-                        if not nquote:
-                            nquote = ch
-                        elif nquote == ch:
-                            nquote = ""
-                    elif ch == "\\":
-                        if s + 1 < end and nquote != "'":
-                            s += 1
-                    elif ch == "$":
-                        if nquote != "'":
-                            expand_name = True
-                    s += 1
-                if s == start or config[s - 1] != ")":
-                    break
-                name = config[start:s - 1]
-            elif nxt.isalnum() and nxt.isascii() or nxt == "_":
-                kind = "a"
-                s += 1
-                start = s
-                while s < end and ((config[s].isalnum() and config[s].isascii()) or config[s] == "_"):
-                    s += 1
-                name = config[start:s]
-            elif nxt in "?#$":
-                kind = "a"
-                name = nxt
-                s += 2
-            else:
-                s += 1
-                continue
-            out.append(config[uninterpolated:before])
-            if expand_name:
-                name = expand(name, lookup, False, depth + 1)
-            text = lookup(name, kind)
-            uninterpolated = s
-            if text is None:
-                if expand_name:
-                    out.append(config[before:before + 2] + name + config[s - 1])
-                else:
-                    uninterpolated = before
-            elif quote_char == '"' or (expand_quote and not quote_char):
-                q = quote(text)
-                if q.startswith('"'):
-                    q = q[1:-1]
-                out.append(q if quote_char == '"' else '"' + q + '"')
-            else:
-                out.append(text)
-            continue
-        s += 1
-    if not "".join(out):
-        return config
-    out.append(config[uninterpolated:min(s, end)])
-    return "".join(out)
+    """Replace ``$`` references in ``config`` (Click's ``cp_expand``, shared with the
+    language's variables as :func:`~clickos.core.confparse.expand_references`); see the
+    module docstring.  As in Click, a text whose expansions all produce nothing is
+    returned unchanged."""
+    return expand_references(config, lambda name, kind, _depth: lookup(name, kind),
+                             expand_quote, depth)
 
 
 # ---------------------------------------------------------------------------------------

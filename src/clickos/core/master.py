@@ -36,6 +36,11 @@ class Master:
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()
+        # Click's master builds two timer sets (its thread's and the quiescent
+        # thread's), each reading the steady clock; in simulated time each reading
+        # is a tick, and packet timestamps in Click's tests count those ticks.
+        self.clock.now_steady()
+        self.clock.now_steady()
         self.routers: list[Router] = []
         # scheduled tasks sorted by pass; ``_passes`` mirrors it for bisect
         self._tasks: list[Task] = []

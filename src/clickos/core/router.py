@@ -297,6 +297,8 @@ class Router:
         self.runcount = 1
         self.master.register(self)
         if all_ok:
+            # Click seeds its random generator from the clock here (one reading).
+            self.master.clock.now()
             for i in order:
                 e = self.elements[i]
                 cerrh = ContextErrorHandler(errh, f"While configuring '{e.declaration()}':", e.landmark or None)

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from clickos.core.confparse import split_args
+
 from .compound import COMPOUND, ERROR_TYPE, PORT_NAMES, TUNNEL, TUNNEL_TYPE, Compound, Hookup
-from .confparse import split_args
 from .variables import VariableEnvironment, expand_variables
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .confparse import unquote
+from clickos.core.confparse import unquote
 
 # Token kinds.  Single-character tokens use the character itself as their kind;
 # every other kind is a longer string, so the two can never be confused.

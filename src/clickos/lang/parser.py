@@ -15,6 +15,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from clickos.core.confparse import (
+    is_var_char,
+    parse_int,
+    parse_or_none,
+    parse_string,
+    parse_word,
+    printable,
+    shift_word,
+    split_args,
+    split_words,
+)
 from clickos.core.errors import ErrorHandler
 
 from .compound import (
@@ -25,16 +36,6 @@ from .compound import (
     TUNNEL_TYPE,
     Compound,
     ElementType,
-)
-from .confparse import (
-    is_var_char,
-    parse_int,
-    parse_string,
-    parse_word,
-    printable,
-    shift_word,
-    split_args,
-    split_words,
 )
 from .connections import PortGroup, match_ports
 from .expand import TunnelTable
@@ -431,7 +432,7 @@ class Parser:
         while True:
             t = self.lex()
             if t.kind == IDENT:
-                port = parse_int(t.text)
+                port = parse_or_none(parse_int, t.text)
                 if port is None or port < 0:
                     self.lerror("syntax error: port number should be integer")
                     port = 0
@@ -697,15 +698,16 @@ class Parser:
             words = split_words(arg)
             if not words:
                 continue
-            rtype = parse_word(words[0]) or ""
+            rtype = parse_or_none(parse_word, words[0]) or ""
             if rtype and rtype not in ("compact_config", "package", "library") and len(words) == 1:
                 words.append(rtype)   # require(NAME) means require(package NAME)
                 rtype = "package"
             value = ""
             if rtype == "compact_config" and len(words) == 1:
                 self.compact_config = True
-            elif rtype in ("package", "library") and len(words) == 2 and parse_string(words[1]) is not None:
-                value = parse_string(words[1]) or ""
+            elif rtype in ("package", "library") and len(words) == 2 and (
+                    parse_or_none(parse_string, words[1]) is not None):
+                value = parse_string(words[1])
                 if rtype == "library":
                     self.require_library(value)
                     continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .confparse import quote
+from clickos.core.confparse import quote
 
 if TYPE_CHECKING:
     from .model import FlatConfig

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from .confparse import (
+from clickos.core.confparse import (
     INT_INVALID,
+    expand_references,
     is_var_char,
     parse_int_prefix,
-    parse_keyword,
-    quote,
+    parse_or_none,
     shift_word,
-    skip_comment_space,
     skip_space,
+    take_keyword,
 )
-
-# Expansion recursion stops here; this is also what keeps a variable whose value
-# mentions itself (``$x`` = "$x") from looping forever.
-MAX_EXPANSION_DEPTH = 10
 
 
 class VariableEnvironment:
@@ -109,7 +105,8 @@ class VariableEnvironment:
 def expand_variables(config: str, env: VariableEnvironment, expand_quote: bool = False,
                      depth: int = 0, memo: dict | None = None) -> str:
     """Replace ``$name``, ``${name}``, ``${name-default}`` and ``${name[N]}`` in ``config``
-    (Click's ``cp_expand``).
+    (Click's ``cp_expand`` with a ``VariableEnvironment``; the scanning is
+    :func:`~clickos.core.confparse.expand_references`).
 
     References inside single quotes and comments stay as written; values
     substituted inside double quotes are backslash-protected.  Undefined
@@ -122,112 +119,14 @@ def expand_variables(config: str, env: VariableEnvironment, expand_quote: bool =
     # exponential time.
     if memo is None:
         memo = {}
-    end = len(config)
-    s = 0
-    uninterpolated = 0
-    in_quote = ""
-    out: list[str] = []
-    while s < end:
-        c = config[s]
-        if c == "\\":
-            if s + 1 < end and in_quote == '"':
-                s += 1
-        elif c == "'" or c == '"':
-            if not in_quote:
-                in_quote = c
-            elif in_quote == c:
-                in_quote = ""
-        elif c == "/":
-            if s + 1 < end and config[s + 1] in "/*" and not in_quote:
-                s = skip_comment_space(config, s, end) - 1
-        elif c == "$" and s + 1 < end and in_quote != "'" and depth <= MAX_EXPANSION_DEPTH:
-            before = s
-            nxt = config[s + 1]
-            expand_name = False
-            if nxt == "{":
-                vartype = "{"
-                s += 2
-                start = s
-                while s < end and config[s] != "}":
-                    if config[s] == "$":
-                        expand_name = True
-                    s += 1
-                if s == end:
-                    break
-                vname = config[start:s]
-                s += 1
-            elif nxt == "(":
-                vartype = "("
-                level = 1
-                nquote = ""
-                s += 2
-                start = s
-                while s < end and level:
-                    ch = config[s]
-                    if ch == "(":
-                        if not nquote:
-                            level += 1
-                    elif ch == ")":
-                        if not nquote:
-                            level -= 1
-                    elif ch == '"' or ch == "'":
-                        if not nquote:
-                            nquote = ch
-                        elif nquote == ch:
-                            nquote = ""
-                    elif ch == "\\":
-                        if s + 1 < end and nquote != "'":
-                            s += 1
-                    elif ch == "$":
-                        if nquote != "'":
-                            expand_name = True
-                    s += 1
-                if s == start or config[s - 1] != ")":
-                    s = end
-                    break
-                vname = config[start:s - 1]
-            elif is_var_char(nxt):
-                vartype = "a"
-                s += 1
-                start = s
-                while s < end and is_var_char(config[s]):
-                    s += 1
-                vname = config[start:s]
-            elif nxt in "?#$":
-                vartype = "a"
-                vname = nxt
-                s += 2
-            else:
-                s += 1
-                continue
 
-            out.append(config[uninterpolated:before])
-            if expand_name:
-                vname = expand_variables(vname, env, False, depth + 1, memo)
-            key = (vname, vartype, depth)
-            if key in memo:
-                text = memo[key]
-            else:
-                text = memo[key] = env.expand(vname, vartype, depth, memo)
-            uninterpolated = s
-            if text is None:
-                if expand_name:
-                    out.append(config[before] + config[before + 1] + vname + config[s - 1])
-                else:
-                    uninterpolated = before
-            elif in_quote == '"' or (expand_quote and not in_quote):
-                text = quote(text)[1:-1]
-                out.append(text if in_quote == '"' else '"' + text + '"')
-            else:
-                out.append(text)
-            continue
-        s += 1
-    # Click returns the input unchanged when nothing was accumulated before the
-    # tail -- even if a leading variable expanded to the empty string.
-    if not any(out):
-        return config
-    out.append(config[uninterpolated:])
-    return "".join(out)
+    def lookup(name: str, vartype: str, ref_depth: int) -> str | None:
+        key = (name, vartype, ref_depth)
+        if key not in memo:
+            memo[key] = env.expand(name, vartype, ref_depth, memo)
+        return memo[key]
+
+    return expand_references(config, lookup, expand_quote, depth)
 
 
 def assign_arguments(args: list[str], params: list[str]) -> list[str] | None:
@@ -256,7 +155,7 @@ def assign_arguments(args: list[str], params: list[str]) -> list[str] | None:
     bad_keyword = False
     for i, arg in enumerate(args):
         if supplied_positional >= npositional:
-            kw = parse_keyword(arg)
+            kw = parse_or_none(take_keyword, arg)
             slot = keyword_slots.get(kw[0]) if kw is not None else None
             if slot is not None:
                 values[slot] = kw[1]

@@ -21,9 +21,11 @@ variable names (``vif1.0`` -> ``DEVvif1_0``).
 A binding is ``SCHEME:ARGUMENTS``, the arguments separated by commas, each
 ``KEY=VALUE`` or a bare word:
 
-``pcap:FILE[,out=OUTFILE][,nano][,snaplen=N][,stop=BOOL]``
+``pcap:FILE[,out=OUTFILE][,timing][,nano][,snaplen=N][,stop=BOOL]``
     FromDevice reads FILE like FromDump (gzip/bzip2/xz too, recorded
-    timestamps kept); ToDevice writes a libpcap file like ToDump (ENCAP
+    timestamps kept; with ``timing``, at the pace they were recorded, all
+    ``timing`` captures of the router sharing one origin so that captures of
+    several interfaces replay in their original order); ToDevice writes a libpcap file like ToDump (ENCAP
     ETHER) to OUTFILE if given, else to FILE.  A bare file name (anything with
     a ``.`` or ``/`` and no scheme) means ``pcap:``.  When a device is both
     read and written, give ``out=`` (or separate ``_RX``/``_TX`` variables).
@@ -93,6 +95,8 @@ class RxBackend:
 
     def __init__(self) -> None:
         self.exhausted = False
+        # set by ``recv`` when the next packet is due later (steady-clock ns)
+        self.wake_at = 0
 
     def open(self, element: Element) -> None:
         """Prepare to deliver packets into ``element.router.pool``; raise ConfigError."""
@@ -148,21 +152,45 @@ def _packet_type(dst_mac: bytes) -> int:
     return MULTICAST if dst_mac and dst_mac[0] & 1 else HOST
 
 
+class _TimeBase:
+    """The shared origin of a router's ``timing`` pcap sources: the earliest
+    first timestamp of their files is replayed when the first of them runs, so
+    captures of several interfaces keep their relative order."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.start: int | None = None
+
+    @classmethod
+    def get(cls, element: Element) -> _TimeBase:
+        att = element.router.attachments
+        tb = att.get("clickos.devices.TimeBase")
+        if tb is None:
+            tb = att["clickos.devices.TimeBase"] = cls()
+        return tb  # type: ignore[no-any-return]
+
+
 class PcapRx(RxBackend):
-    """Reads a libpcap file, as FromDump does (recorded timestamps kept)."""
+    """Reads a libpcap file, as FromDump does (recorded timestamps kept).
+
+    With ``timing``, packets leave at the pace they were recorded (relative to
+    the earliest packet of all the router's ``timing`` captures)."""
 
     finite = True
 
-    def __init__(self, filename: str, stop: bool = True) -> None:
+    def __init__(self, filename: str, stop: bool = True, timing: bool = False) -> None:
         super().__init__()
         self.filename = filename
         self.stop = stop
-        self.description = f"pcap:{filename}"
+        self.timing = timing
+        self.description = f"pcap:{filename}" + (",timing" if timing else "")
         self.tf = TraceFile(filename)
         self.reader: PcapReader | None = None
+        self._pending: tuple[int, bytes] | None = None
 
     def open(self, element: Element) -> None:
         self.pool = element.router.pool
+        self.clock = element.router.master.clock
         try:
             self.tf.open()
         except OSError as ex:
@@ -174,26 +202,53 @@ class PcapRx(RxBackend):
             self.reader.read_header()
         except PcapError as ex:
             raise ConfigError(f"{self.filename}: {ex}") from None
+        if self.timing:
+            self.timebase = _TimeBase.get(element)
+            first = self._read()
+            if first is not None:
+                tb = self.timebase
+                tb.first = first[0] if tb.first is None else min(tb.first, first[0])
 
-    def recv(self, n: int) -> PacketBatch | None:
-        if self.exhausted or self.reader is None:
-            return None
-        pool = self.pool
-        slots: list[int] = []
-        while len(slots) < n:
+    def _read(self) -> tuple[int, bytes] | None:
+        """The next record (timestamp, bytes), kept as pending; None at the end."""
+        if self._pending is None and not self.exhausted:
+            assert self.reader is not None
             try:
                 hdr = self.reader.next_header()
             except PcapError:
                 hdr = None
-            if hdr is None:
+            if hdr is not None:
+                ts, caplen, _wire, skip = hdr
+                data = self.tf.read(caplen)
+                if len(data) == caplen:
+                    self.tf.skip(skip)
+                    self._pending = (ts, data)
+            if self._pending is None:
                 self.exhausted = True
+        return self._pending
+
+    def recv(self, n: int) -> PacketBatch | None:
+        if self.reader is None:
+            return None
+        pool = self.pool
+        slots: list[int] = []
+        self.wake_at = 0
+        now = 0
+        while len(slots) < n:
+            rec = self._read()
+            if rec is None:
                 break
-            ts, caplen, _wire, skip = hdr
-            data = self.tf.read(caplen)
-            if len(data) < caplen:
-                self.exhausted = True
-                break
-            self.tf.skip(skip)
+            ts, data = rec
+            if self.timing:
+                tb = self.timebase
+                now = now or self.clock.now_steady()
+                if tb.start is None:
+                    tb.start = now
+                due = tb.start + ts - (tb.first or ts)
+                if due > now:
+                    self.wake_at = due
+                    break
+            self._pending = None
             s = pool.new_packet(data)
             pool.ts[s] = ts
             pool.mac[s] = pool.off[s]
@@ -347,10 +402,10 @@ def _pcap_rx(spec: str, opts: dict[str, str], words: list[str], resolver: Any) -
     stop = _flag(opts, "stop", True)
     for k in ("out", "snaplen"):
         opts.pop(k, None)
-    if "nano" in words:
-        words.remove("nano")
+    timing = "timing" in words
+    words = [w for w in words if w not in ("nano", "timing")]
     _no_extra(spec, opts, words)
-    return PcapRx(filename, stop)
+    return PcapRx(filename, stop, timing)
 
 
 def _pcap_tx(spec: str, opts: dict[str, str], words: list[str], resolver: Any) -> TxBackend:
@@ -359,8 +414,7 @@ def _pcap_tx(spec: str, opts: dict[str, str], words: list[str], resolver: Any) -
     filename = words.pop(0)
     filename = opts.pop("out", filename)
     nano = "nano" in words
-    if nano:
-        words.remove("nano")
+    words = [w for w in words if w not in ("nano", "timing")]
     snaplen = 2000
     if "snaplen" in opts:
         try:

@@ -14,10 +14,11 @@ from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import BUTTON, CHECKBOX
 from clickos.core.notifier import NotifierSignal, upstream_empty_signal
-from clickos.core.task import Task
+from clickos.core.task import Task, Timer
 from clickos.elements.devices.binding import (
     EndOfInput,
     RxBackend,
+    SinkTx,
     TxBackend,
     binding_spec,
     parse_binding,
@@ -154,6 +155,9 @@ class FromDevice(Element):
             self._end.add_source()
         assert self.task is not None
         self.task.initialize(self, self.active)
+        task = self.task
+        self._timer = Timer(lambda _t: task.reschedule(), self)
+        self._timer.initialize(self)
         self._push0 = self.outputs[0].push
         self._clock = self.router.master.clock
 
@@ -180,7 +184,10 @@ class FromDevice(Element):
             self._finish()
             return batch is not None
         assert self.task is not None
-        self.task.fast_reschedule()
+        if backend.wake_at:
+            self._timer.schedule_at(backend.wake_at)
+        else:
+            self.task.fast_reschedule()
         return batch is not None
 
     def _finish(self) -> None:
@@ -274,18 +281,17 @@ class ToDevice(Element):
             self._check_clobber(spec, b)
             self.backend = b
         else:
-            from clickos.elements.devices.binding import SinkTx
-
             self.backend = SinkTx("sink")
         if self.input_is_pull(0):
             self.task = Task(self.run_task, self)
 
     def _check_clobber(self, spec: str, b: TxBackend) -> None:
         """Refuse to write the pcap file this device's FromDevice reads."""
-        if not self.source.endswith(("_TX",)) and getattr(b, "filename", None) is not None:
+        if getattr(b, "filename", None) is not None:
             rx_spec, _ = binding_spec(self, self.devname, True)
             reads = any(isinstance(e, FromDevice) and e.devname == self.devname for e in self.router.elements)
-            if reads and rx_spec is not None and parse_binding(rx_spec, True, shared=True).description == b.description:
+            rx = parse_binding(rx_spec, True, shared=True) if reads and rx_spec is not None else None
+            if rx is not None and getattr(rx, "filename", None) == getattr(b, "filename", None):
                 raise ConfigError(f"device {self.devname}: '{spec}' would be both read and written; "
                                   f"add ',out=FILE' or bind DEV{self.devname}_TX")
 

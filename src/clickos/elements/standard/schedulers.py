@@ -71,6 +71,9 @@ class RoundRobinSched(Element):
         if n == 0:
             return None
         inputs, signals = self.inputs, self.signals
+        if n == 1:
+            # One input: every pull goes there, so a batch pull is the same as many pulls.
+            return inputs[0].pull(max) if signals[0].active() else None
         i = self.next
         if max == 1:
             for _ in range(n):
