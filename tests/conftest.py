@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from clickos.core.clock import Clock
 from clickos.core.errors import ErrorHandler
 from clickos.core.master import Master
 from clickos.core.router import Router
@@ -36,9 +37,10 @@ class Run:
 def build(text: str, *, simtime: bool = False, filename: str = "config") -> Run:
     """Parse and initialize (but do not run) a configuration."""
     errh = ErrorHandler(echo=False)
-    master = Master()
+    clock = Clock()
     if simtime:
-        master.clock.set_simulation()
+        clock.set_simulation()
+    master = Master(clock)
     r = Router.from_text(text, filename, errh, master=master)
     return Run(r, errh)
 

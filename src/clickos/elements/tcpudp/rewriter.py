@@ -79,7 +79,7 @@ class TCPRewriter(IPRewriterBase):
         self.tcp_done_timeout = 240 * HZ
 
     def configure_keywords(self, conf: list[str], errh: ErrorHandler) -> list[str]:
-        a = Args(self, errh=None).bind(conf)
+        a = Args(None, self).bind(conf)
         t0 = a.read("TCP_NODATA_TIMEOUT", parse_seconds, None)
         t1 = a.read("TCP_GUARANTEE", parse_seconds, None)
         data = a.read("TIMEOUT", parse_seconds, None)
@@ -179,7 +179,7 @@ class UDPRewriter(IPRewriterBase):
         self.streaming_timeout = 300 * HZ
 
     def configure_keywords(self, conf: list[str], errh: ErrorHandler) -> list[str]:
-        a = Args(self, errh=None).bind(conf)
+        a = Args(None, self).bind(conf)
         self.annos = read_annos(a)
         t0 = a.read("UDP_TIMEOUT", parse_seconds, None)
         t0 = a.read("TIMEOUT", parse_seconds, t0)
@@ -284,7 +284,7 @@ class IPRewriter(TCPRewriter):
         self.udp_streaming_timeout = 300 * HZ
 
     def configure_keywords(self, conf: list[str], errh: ErrorHandler) -> list[str]:
-        a = Args(self, errh=None).bind(conf)
+        a = Args(None, self).bind(conf)
         t0 = a.read("UDP_TIMEOUT", parse_seconds, None)
         st = a.read("UDP_STREAMING_TIMEOUT", parse_seconds, None)
         t1 = a.read("UDP_GUARANTEE", parse_seconds, None)

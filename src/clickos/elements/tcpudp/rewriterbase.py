@@ -718,7 +718,7 @@ class IPRewriterBase(Element):
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         conf = self.configure_keywords(list(conf), errh)
-        a = Args(self, errh=None).bind(conf)
+        a = Args(None, self).bind(conf)
         cap_word = a.read("CAPACITY", None, None)
         cap_word = a.read("MAPPING_CAPACITY", None, cap_word)
         t0 = a.read("TIMEOUT", parse_seconds, None)
@@ -1086,7 +1086,7 @@ class IPRewriterBase(Element):
                 self.add_write_handler(f"pattern{i}", lambda v, errh, i=i: self._write_pattern(i, v, errh))
 
     def _write_capacity(self, value: str, errh: ErrorHandler) -> None:
-        a = Args(self, errh=None).push_back_words(value)
+        a = Args(None, self).push_back_words(value)
         cap = a.read_mp("CAPACITY", parse_int)
         a.complete()
         self.heap.capacity = cap
@@ -1112,7 +1112,7 @@ class IPRewriterBase(Element):
     def add_lookup_handler(self, name: str, mapid: int = 0) -> None:
         """A read handler taking ``SADDR SPORT DADDR DPORT`` and printing the rewritten flow."""
         def lookup(param: str) -> str:
-            a = Args(self, errh=None).push_back_words(param)
+            a = Args(None, self).push_back_words(param)
             from clickos.core.confparse import parse_tcp_port
 
             sa = a.read_mp("SADDR", parse_ip_address)
