@@ -16,7 +16,7 @@ def demo_config() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="clickos demo", description=__doc__)
-    ap.add_argument("--limit", type=int, default=2_000_000, help="packets to generate")
+    ap.add_argument("--limit", type=int, default=10_000_000, help="packets to generate")
     ap.add_argument("--burst", type=int, default=256, help="packets per source task run")
     args = ap.parse_args(argv or [])
     errh = ErrorHandler()

@@ -1,7 +1,7 @@
 // The demo: a small router on generated traffic.
 // A source builds 60-byte Ethernet/IPv4/UDP frames; a Classifier keeps IPv4;
 // one path counts and rate-limits through a queue, the other is measured flat out.
-define($BURST 256, $LIMIT 2000000)
+define($BURST 256, $LIMIT 10000000)
 
 src :: InfiniteSource(DATA \<02000000000202000000000108004500002e0000000040111489c6336401cb00710104d21388001a0000000000000000000000000000000000000000>,
                       LIMIT $LIMIT, BURST $BURST, STOP true)

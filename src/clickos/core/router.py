@@ -443,7 +443,9 @@ class Router:
             if not x.is_batch_transparent():
                 ok[0] = False
                 return False
-            return True
+            # The push path ends where packets are stored for pulling (a queue):
+            # what happens downstream of it does not run within this push.
+            return any(o.is_push for o in x.outputs)
 
         self.visit(e, True, port, visit)
         return ok[0]

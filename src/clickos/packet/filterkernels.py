@@ -124,8 +124,8 @@ def hash_switch(data: np.ndarray, off: np.ndarray, length: np.ndarray, idx: np.n
     for k in range(idx.shape[0]):
         s = idx[k]
         port = 0
-        if length[s] >= offset + nbytes:
-            base = off[s] + offset
+        base = np.int64(off[s]) + offset
+        if length[s] >= offset + nbytes and base >= 0 and base + nbytes <= data.shape[1]:
             d = 0
             for i in range(nbytes):
                 d += np.int64(data[s, base + i])

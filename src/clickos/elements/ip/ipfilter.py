@@ -1357,8 +1357,12 @@ def _combine_words(steps: list[Step], order: list[int]) -> None:
             break
 
 
-def _optimize(steps: list[Step], entry: int) -> FilterProgram:
-    """Thread branches past decided steps, merge duplicates, drop dead steps."""
+def _optimize(steps: list[Step], entry: int, combine: bool = True) -> FilterProgram:
+    """Thread branches past decided steps, merge duplicates, drop dead steps.
+
+    With ``combine``, neighbouring tests of one word are merged the way Click merges
+    them; like Click's, that merge can change the outcome for packets that end in the
+    middle of such a word (they then follow the merged test's short branch)."""
     prog = FilterProgram()
     n = len(steps)
     # creation order puts every step after the steps it jumps to: reverse it to
@@ -1436,7 +1440,8 @@ def _optimize(steps: list[Step], entry: int) -> FilterProgram:
             st.mask = 0
             st.value = 0
 
-    _combine_words(steps, order)
+    if combine:
+        _combine_words(steps, order)
 
     # Final clean-up, targets before their predecessors: pass-through steps and steps
     # whose branches agree are replaced by their target; identical steps are merged.

@@ -492,7 +492,7 @@ class NotifierQueue(SimpleQueue):
     Example: ``InfiniteSource -> NotifierQueue(5) -> Unqueue -> Discard``
     """
 
-    batch_transparent = False
+    batch_transparent = True  # a push of k packets leaves the queue as k single pushes would
 
     def __init__(self) -> None:
         super().__init__()
@@ -567,7 +567,7 @@ class Queue(NotifierQueue):
         InfiniteSource -> q :: Queue(100) -> Unqueue -> Discard;
     """
 
-    batch_transparent = False
+    batch_transparent = True  # a push of k packets leaves the queue as k single pushes would
 
     def __init__(self) -> None:
         super().__init__()

@@ -334,7 +334,7 @@ class IPRewriterPattern:
             return RW_ADDMAP, (sa, sp, da, dp)
         # candidate reply keys: (da, dp, X, sp) for NAPT (X = our address, vary dport),
         # or (da, dp, X, sp) with X varying for Basic NAT
-        base = sp if self.is_napt else sa
+        base = self.sport if self.is_napt else self.saddr
         val = (flow[1] - base) & 0xFFFFFFFF
         if self.same_first and val <= top:
             k0, k1 = ft.make_key(da, dp, sa, flow[1], mapid)
