@@ -81,7 +81,9 @@ P_FORCE = 13      # entry to use for the first packet instead of a lookup (-1 = 
 P_MISS = 14       # output on a miss (-1 = drop), or -2 to stop and let Python decide
 P_RET_K = 15      # out: where the kernel stopped
 P_RET_STATUS = 16  # out: why it stopped (ST_*)
-NPARAMS = 17
+P_RET_COMMON = 17  # out: the output every processed packet went to, or -2 if they differ
+P_RET_ENTRY = 18  # out: with ST_SEQFIX, the entry applied to the packet
+NPARAMS = 19
 
 ST_DONE, ST_MISS, ST_SEQFIX = 0, 1, 2
 
@@ -268,6 +270,7 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
     rowlen = data.shape[1]
     n = idx.shape[0]
     k = P[P_START]
+    first = k
     status = ST_DONE
     while k < n:
         s = idx[k]
@@ -471,10 +474,19 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
         if F[f, C_HASDT] != 0:
             k -= 1
             status = ST_SEQFIX
+            P[P_RET_ENTRY] = e
             break
     P[P_STAMP] = stamp
     P[P_RET_K] = k
     P[P_RET_STATUS] = status
+    common = -2
+    if k > first:
+        common = out[first]
+        for i in range(first + 1, k):
+            if out[i] != common:
+                common = -2
+                break
+    P[P_RET_COMMON] = common
 
 
 # -- Python-side tables -----------------------------------------------------------------------

@@ -64,11 +64,25 @@ class FTPPortMapper(Element):
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
         for p in batch:
-            try:
-                self._rewrite(p)
-            except (IndexError, ValueError):
-                pass  # malformed packets pass through unchanged
+            self._safe_rewrite(p)
         return batch
+
+    def push(self, port: int, batch: PacketBatch) -> None:
+        # one packet at a time: the control rewriter downstream must see each
+        # packet (and make its mapping) before the next PORT command is examined
+        if len(batch) == 1:
+            self._safe_rewrite(batch.packet(0))
+            self.outputs[0].push(batch)
+            return
+        for p in batch:
+            self._safe_rewrite(p)
+            self.outputs[0].push(p.as_batch())
+
+    def _safe_rewrite(self, p: Packet) -> None:
+        try:
+            self._rewrite(p)
+        except (IndexError, ValueError):
+            pass  # malformed packets pass through unchanged
 
     def _rewrite(self, p: Packet) -> None:
         pool, s = p.pool, p.slot

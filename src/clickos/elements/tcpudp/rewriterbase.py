@@ -977,10 +977,23 @@ class IPRewriterBase(Element):
         pool = batch.pool
         heap = self.heap
         table = self.table
+        P[ft.P_STAMP] = heap.stamp
+        table.run(pool, idx, out, P)
+        heap.stamp = int(P[ft.P_STAMP])
+        if P[ft.P_RET_STATUS] == ft.ST_DONE:
+            common = int(P[ft.P_RET_COMMON])
+            if common >= 0:
+                if common < len(self.outputs):
+                    self.outputs[common].push(batch)
+                else:
+                    batch.kill()
+                return
+            if common == -1 or n == 1:
+                batch.kill()
+                return
+            self._emit(batch, out[:n].copy())
+            return
         while True:
-            P[ft.P_STAMP] = heap.stamp
-            table.run(pool, idx, out, P)
-            heap.stamp = int(P[ft.P_STAMP])
             status = P[ft.P_RET_STATUS]
             if status == ft.ST_DONE:
                 break
@@ -995,19 +1008,12 @@ class IPRewriterBase(Element):
                     out[k] = result
                     P[ft.P_START] = k + 1
             else:
-                e = self._entry_of(pool, s, k)
-                if e >= 0:
-                    self.fix_sequence(pool, s, e)
+                self.fix_sequence(pool, s, int(P[ft.P_RET_ENTRY]))
                 P[ft.P_START] = k + 1
-        self._emit(batch, out[:n])
-
-    def _entry_of(self, pool: PacketPool, s: int, k: int) -> int:
-        """The entry the kernel just applied to packet ``s`` (for the sequence fix)."""
-        # the packet is already rewritten: its new identifier is the reverse of the
-        # other entry's key, so look up the reverse of the packet's new identifier
-        proto, flow, mapid = self.packet_flowid(pool, s)
-        e = self.table.lookup(*reverse(flow), mapid)
-        return e ^ 1 if e >= 0 else -1
+            P[ft.P_STAMP] = heap.stamp
+            table.run(pool, idx, out, P)
+            heap.stamp = int(P[ft.P_STAMP])
+        self._emit(batch, out[:n].copy())
 
     def _emit(self, batch: PacketBatch, ports: np.ndarray) -> None:
         outs = self.outputs
