@@ -463,6 +463,15 @@ def test_generator_builds_valid_frames(tmp: str, proto: str) -> None:
         assert [p[l4].sport for p in frames[:5]] == [4000] * 5     # 2 x 3 address pairs cover 5 flows
 
 
+def test_generator_payloads(tmp: str) -> None:
+    out = os.path.join(tmp, "gen.pcap")
+    run_text("FromDevice(0) -> ToDevice(1)", {"DEV0": "gen:len=200,flows=6,count=6,payload=random,inject=EVIL,"
+                                                     "inject_every=3", "DEV1": f"pcap:{out}"})
+    frames = rdpcap(out)
+    assert [b"EVIL" in bytes(p[UDP].payload) for p in frames] == [True, False, False] * 2
+    assert len({bytes(p[UDP].payload) for p in frames}) == 6 and all(l4_checksum_ok(p) for p in frames)
+
+
 def test_binding_precedence_and_environment(tmp: str, monkeypatch: pytest.MonkeyPatch) -> None:
     text = "FromDevice(0) -> ToDevice(0)"
     monkeypatch.setenv("CLICKOS_DEV0", "gen:count=7")
@@ -501,3 +510,27 @@ def test_timing_replays_captures_in_order(tmp: str) -> None:
     run_text("FromDevice(0) -> m :: ToDevice(2); FromDevice(1) -> m",
              {"DEV0": f"pcap:{paths[0]},timing", "DEV1": f"pcap:{paths[1]},timing", "DEV2": f"pcap:{out}"})
     assert [p[UDP].sport for p in rdpcap(out)] == list(range(8))
+
+
+# -- the benchmark harness ---------------------------------------------------------------------------
+
+def test_bench_covers_every_middlebox() -> None:
+    from clickos.bench import middleboxes as bench
+
+    assert set(bench.cases()) == {m.name for m in middleboxes.MIDDLEBOXES}
+    text = bench.click_config("iprouter", limit=10)
+    assert text is not None
+    code = "\n".join(line.split("//")[0] for line in text.splitlines())
+    assert "FromDevice(" not in code and "ToDevice(" not in code
+    assert "LIMIT 10" in text and "Script(write i1/arpq.insert 10.0.1.2" in text
+    assert bench.click_config("ids") is None
+
+
+def test_bench_measures_a_middlebox() -> None:
+    from clickos.bench import middleboxes as bench
+
+    res = bench.run_one("ethermirror", duration=0.1, warmup=0.05)
+    assert res["name"] == "ethermirror" and res["packets"] > 0 and res["mpps"] > 0
+    assert res["gbps"] == pytest.approx(res["mpps"] * 64 * 8 / 1000, rel=0.01)
+    shaped = bench.run_one("shaper", duration=0.2, warmup=0.05)
+    assert shaped["configured_gbps"] == 0.1 and abs(shaped["rate_error"]) < 0.05

@@ -46,7 +46,7 @@ def _word(data: np.ndarray, s: int, a: int, rowlen: int) -> int:
 
 
 # columns of a decision program array (one row per step)
-P_OFFSET, P_MASK, P_VALUE, P_NEED, P_YES, P_NO, P_SHORT = range(7)
+P_OFFSET, P_MASK, P_VALUE, P_NEED, P_YES, P_NO, P_SHORT, P_NVALUES, P_VALUES = range(9)
 
 
 @_jit
@@ -57,8 +57,11 @@ def ipfilter_match(data: np.ndarray, off: np.ndarray, length: np.ndarray, mac: n
 
     ``prog`` has one int64 row per step: virtual offset, mask and value (big-endian
     words), the virtual length the test needs (0 for an empty mask), the yes and no
-    targets (> 0: a step; <= 0: output ``-target``; -(2**31-1): drop), and the short
-    flag.  Returns the common port when every packet went to the same one, else -2.
+    targets (> 0: a step; <= 0: output ``-target``; -(2**31-1): drop), the short
+    flag, and the number of values.  A step with several values succeeds if the
+    masked word equals any of them; they are listed (in column 0) in the rows from
+    the one its last column names, sorted when there are seven or more.  Returns
+    the common port when every packet went to the same one, else -2.
     """
     rowlen = data.shape[1]
     common = -3
@@ -99,7 +102,31 @@ def ipfilter_match(data: np.ndarray, off: np.ndarray, length: np.ndarray, mac: n
                          | (np.int64(data[s, a + 2]) << 8) | np.int64(data[s, a + 3]))
                 else:
                     w = _word(data, s, a, rowlen)
-                ok = (w & prog[pos, P_MASK]) == prog[pos, P_VALUE]
+                w &= prog[pos, P_MASK]
+                nv = prog[pos, P_NVALUES]
+                if nv <= 1:
+                    ok = w == prog[pos, P_VALUE]
+                elif nv < 7:
+                    ok = False
+                    v0 = prog[pos, P_VALUES]
+                    for j in range(nv):
+                        if prog[v0 + j, 0] == w:
+                            ok = True
+                            break
+                else:
+                    lo = prog[pos, P_VALUES]
+                    hi = lo + nv
+                    ok = False
+                    while lo < hi:
+                        mid = (lo + hi) >> 1
+                        v = prog[mid, 0]
+                        if v == w:
+                            ok = True
+                            break
+                        if v < w:
+                            lo = mid + 1
+                        else:
+                            hi = mid
             nxt = prog[pos, P_YES] if ok else prog[pos, P_NO]
             if nxt <= 0:
                 port = -1 if nxt == -2147483647 else -nxt
@@ -147,6 +174,6 @@ def warm() -> None:
     z = np.zeros(2, np.int32)
     idx = np.zeros(1, np.int32)
     out = np.zeros(1, np.int64)
-    prog = np.zeros((1, 7), np.int64)
+    prog = np.zeros((1, 9), np.int64)
     ipfilter_match(data, z, z, z - 1, z - 1, z - 1, idx, prog, out)
     hash_switch(data, z, z, idx, 0, 1, 2, out)

@@ -521,10 +521,10 @@ class FlowTable:
         self._rehash(len(self.slots) * 2)
 
     def _rehash(self, size: int) -> None:
-        live = [int(x) for x in self.slots if x >= 0]
+        live = self.slots[self.slots >= 0].astype(np.int64)
         self.slots = np.full(size, -1, np.int32)
-        if live:
-            index_rebuild(self.slots, self.K, np.array(live, np.int64))
+        if len(live):
+            index_rebuild(self.slots, self.K, live)
 
     # -- flows -------------------------------------------------------------------------
     def new_flow(self, key0: tuple[int, int], key1: tuple[int, int]) -> int:

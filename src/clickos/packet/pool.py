@@ -22,7 +22,10 @@ DST_IP_ANNO_OFFSET = 0
 PAINT_ANNO_OFFSET = 16
 DEFAULT_HEADROOM = 128
 DEFAULT_SLOT_SIZE = 2048
-DEFAULT_SLOTS = 4096
+# Initial slots: the pool doubles whenever it runs out, so a busy router reaches
+# its working set after a few batches, while an idle one (many instances per
+# host) keeps a few kilobytes of metadata instead of ~130 KiB.
+DEFAULT_SLOTS = 256
 
 # Packet types (Click's Packet::PacketType), kept in pool.ptype.
 HOST, BROADCAST, MULTICAST, OTHERHOST, OUTGOING, LOOPBACK, FASTROUTE = 0, 1, 2, 3, 4, 5, 6

@@ -31,20 +31,22 @@ in1[0] -> to_inside;
 in0[2] -> Discard;                      // neither ARP nor IPv4
 in1[2] -> Discard;
 
-// Connection tracking.  Inputs 0 and 1 take TCP and UDP packets from the
-// inside and from the outside; packets of known flows leave on output 0
-// (towards the outside) or 1 (towards the inside), the others on output 2
-// or 3, to the rules.  Inputs 2 and 3 take newly allowed flows and record
-// them: outbound flows leave on 0 and their replies on 1, inbound flows the
-// other way round.
+// Connection tracking.  Inputs 0 and 1 take IP packets from the inside and
+// from the outside: TCP and UDP packets of known flows leave on output 0
+// (towards the outside) or 1 (towards the inside); the others (unknown flows,
+// ICMP, other protocols) leave on output 2 or 3, to the rules.  Inputs 2 and 3
+// take newly allowed flows and record them: outbound flows leave on 0 and
+// their replies on 1, inbound flows the other way round.
+//
+// CheckIPHeader2 checks versions and lengths but not IP checksums: the
+// firewall changes no bytes, so a corrupt packet reaches its receiver as
+// corrupt as it was sent, and is dropped there.
 track :: IPRewriter(pass 2, pass 3, keep 0 1, keep 1 0);
 track[0] -> to_outside;
 track[1] -> to_inside;
 
-in0[1] -> CheckIPHeader(14) -> proto0 :: IPClassifier(tcp or udp, -);
-in1[1] -> CheckIPHeader(14) -> proto1 :: IPClassifier(tcp or udp, -);
-proto0[0] -> [0]track;
-proto1[0] -> [1]track;
+in0[1] -> CheckIPHeader2(14) -> [0]track;
+in1[1] -> CheckIPHeader2(14) -> [1]track;
 
 outbound :: IPFilter(
     0 tcp opt syn and not tcp opt ack and (dst port 22 or dst port 53 or dst port 80 or dst port 443),
@@ -60,11 +62,9 @@ inbound :: IPFilter(
     deny all);
 
 track[2] -> outbound;
-proto0[1] -> outbound;
 outbound[0] -> [2]track;                // new flow: remember it
 outbound[1] -> to_outside;              // allowed, untracked
 
 track[3] -> inbound;
-proto1[1] -> inbound;
 inbound[0] -> [3]track;
 inbound[1] -> to_inside;

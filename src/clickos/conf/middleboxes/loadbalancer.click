@@ -36,24 +36,26 @@ c1[0] -> ARPResponder(lb) -> to_backends;
 c0[2] -> Discard;
 c1[2] -> Discard;
 
-// New connections take the next backend in turn; ports are kept.
+// New connections take the next backend in turn; ports are kept.  Each
+// backend has its own output (0-3), where its Ethernet address is filled in;
+// replies leave on output 4.
 backends :: RoundRobinIPMapper(
-    - - 10.0.1.10 - 0 1,
-    - - 10.0.1.11 - 0 1,
-    - - 10.0.1.12 - 0 1,
-    - - 10.0.1.13 - 0 1);
+    - - 10.0.1.10 - 0 4,
+    - - 10.0.1.11 - 1 4,
+    - - 10.0.1.12 - 2 4,
+    - - 10.0.1.13 - 3 4);
 rw :: IPRewriter(backends, drop);
 
-c0[1] -> CheckIPHeader(14)
+// CheckIPHeader2 checks versions and lengths; IP checksums are updated
+// incrementally, not verified, so a corrupt header stays corrupt and its
+// receiver drops it.
+c0[1] -> CheckIPHeader2(14)
       -> IPFilter(allow dst host vip and tcp dst port 80, deny all)
       -> [0]rw;
-c1[1] -> CheckIPHeader(14) -> [1]rw;
+c1[1] -> CheckIPHeader2(14) -> [1]rw;
 
-// to the backends: the Ethernet destination is the chosen backend's
-rw[0] -> which :: IPClassifier(dst host backend0, dst host backend1, dst host backend2, dst host backend3);
-which[0] -> EtherRewrite(lb, backend0) -> to_backends;
-which[1] -> EtherRewrite(lb, backend1) -> to_backends;
-which[2] -> EtherRewrite(lb, backend2) -> to_backends;
-which[3] -> EtherRewrite(lb, backend3) -> to_backends;
-
-rw[1] -> EtherRewrite(vip, client_router) -> to_clients;
+rw[0] -> EtherRewrite(lb, backend0) -> to_backends;
+rw[1] -> EtherRewrite(lb, backend1) -> to_backends;
+rw[2] -> EtherRewrite(lb, backend2) -> to_backends;
+rw[3] -> EtherRewrite(lb, backend3) -> to_backends;
+rw[4] -> EtherRewrite(vip, client_router) -> to_clients;

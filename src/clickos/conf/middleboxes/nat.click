@@ -22,7 +22,9 @@ AddressInfo(
     upstream_router        02:00:00:00:01:fe,
 );
 
-c0 :: Classifier(12/0806 20/0001, 12/0800, -);   // ARP requests, IPv4, other
+c0 :: Classifier(12/0806 20/0001,                // ARP requests
+                 12/0800 26/6440%ffc0,           // IPv4 from 100.64.0.0/10
+                 -);                             // anything else: dropped
 c1 :: Classifier(12/0806 20/0001, 12/0800, -);
 to_inside :: ToDevice(0);
 to_outside :: ToDevice(1);
@@ -35,13 +37,14 @@ c0[2] -> Discard;
 c1[2] -> Discard;
 
 // Input 0: subscribers' packets, mapped to the public address and a port of
-// the range; input 1: packets from the outside, which pass only as replies.
+// the range (packets neither TCP nor UDP are dropped); input 1: packets from
+// the outside, which pass only as replies.  CheckIPHeader2 checks versions and
+// lengths; IP checksums are updated incrementally, not verified, so a corrupt
+// header stays corrupt and its receiver drops it.
 nat :: IPRewriter(pattern 198.51.100.1 1024-65535 - - 0 1, drop);
 
-c0[1] -> CheckIPHeader(14)
-      -> IPFilter(allow src net 100.64.0.0/10 and (tcp or udp), deny all)
-      -> [0]nat;
-c1[1] -> CheckIPHeader(14) -> [1]nat;
+c0[1] -> CheckIPHeader2(14) -> [0]nat;
+c1[1] -> CheckIPHeader2(14) -> [1]nat;
 
 nat[0] -> EtherRewrite(outside, upstream_router) -> to_outside;
 nat[1] -> EtherRewrite(inside, access_router) -> to_inside;

@@ -9,7 +9,7 @@ line, and so on).
 from __future__ import annotations
 
 from clickos.core.args import Args
-from clickos.core.confparse import parse_bool, parse_int, parse_string, parse_word
+from clickos.core.confparse import parse_any, parse_bool, parse_int, parse_string
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import BUTTON, CHECKBOX
@@ -23,6 +23,7 @@ from clickos.elements.devices.binding import (
     binding_spec,
     parse_binding,
 )
+from clickos.packet import kernels
 from clickos.packet.batch import PacketBatch
 
 DEFAULT_BURST = 256
@@ -134,7 +135,7 @@ class FromDevice(Element):
         self.burst = a.read("BURST", parse_int, DEFAULT_BURST)
         self.active = a.read("ACTIVE", parse_bool, True)
         for k in _IGNORED_KEYWORDS:
-            a.read(k, parse_word, None)
+            a.read(k, parse_any, None)
         a.complete()
         if self.burst < 1:
             raise ConfigError("BURST must be >= 1")
@@ -160,6 +161,7 @@ class FromDevice(Element):
         self._timer.initialize(self)
         self._push0 = self.outputs[0].push
         self._clock = self.router.master.clock
+        self._sum_lengths = kernels.sum_lengths
 
     def cleanup(self, stage: int) -> None:
         self.backend.close()
@@ -172,7 +174,7 @@ class FromDevice(Element):
         if batch is not None:
             st = self.stats
             n = len(batch)
-            nbytes = batch.byte_count()
+            nbytes = self._sum_lengths(batch.pool.length, batch.idx)
             if st.count <= self._warmup and st.count + n > self._warmup:
                 st.t_first = self._clock.now_steady()
                 st.base_count, st.base_bytes = st.count, st.bytes
@@ -270,7 +272,7 @@ class ToDevice(Element):
         self.devname = a.read_mp("DEVNAME", parse_string)
         self.burst = a.read("BURST", parse_int, DEFAULT_BURST)
         for k in _IGNORED_KEYWORDS:
-            a.read(k, parse_word, None)
+            a.read(k, parse_any, None)
         a.complete()
         if self.burst < 1:
             raise ConfigError("BURST must be >= 1")
@@ -299,6 +301,7 @@ class ToDevice(Element):
         self.backend.open(self)
         self._send = self.backend.send
         self._clock = self.router.master.clock
+        self._sum_lengths = kernels.sum_lengths
         if self.task is not None:
             self.task.initialize(self, True)
             self.signal = upstream_empty_signal(self, 0, self.task)
@@ -309,13 +312,15 @@ class ToDevice(Element):
     def push(self, port: int, batch: PacketBatch) -> None:
         st = self.stats
         now = self._clock.now_steady()
+        n = len(batch)
+        nbytes = self._sum_lengths(batch.pool.length, batch.idx)
         if not st.count:
             st.t_first = now
-            st.base_count = len(batch)
-            st.base_bytes = batch.byte_count()
+            st.base_count = n
+            st.base_bytes = nbytes
         st.t_last = now
-        st.count += len(batch)
-        st.bytes += batch.byte_count()
+        st.count += n
+        st.bytes += nbytes
         self._send(batch)
 
     def run_task(self) -> bool:

@@ -57,7 +57,7 @@ from clickos.core.confparse import (
     unquote,
 )
 from clickos.core.element import Element
-from clickos.core.errors import ClickError, ConfigError, ErrorHandler
+from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.core.handlers import CALM
 from clickos.packet.batch import PacketBatch
 
@@ -244,10 +244,6 @@ class _Prim:
     addr: bytes = b""               # IP (4) or Ethernet (6) address
     mask: int = 0                   # numeric mask, or big-endian IP mask for hosts
     mask_addr: bytes = b""          # Ethernet mask
-
-    def copy(self) -> _Prim:
-        return _Prim(self.type, self.data, self.op, self.op_negated, self.srcdst, self.transp_proto,
-                     self.u, self.addr, self.mask, self.mask_addr)
 
     def describe(self) -> str:
         return _unparse_type(self.srcdst, self.type)
@@ -927,7 +923,9 @@ class Step:
 
     Targets > 0 name steps; targets <= 0 are outputs ``-target``; ``J_DROP`` drops.
     A step whose masked bytes lie past the packet's (virtual) end goes to ``yes``
-    if ``short`` is set, else to ``no``.
+    if ``short`` is set, else to ``no``.  ``more`` holds further values: the step
+    then succeeds if the masked word equals any of them (a compressed chain such
+    as ``port 80 or port 443 or ...``).
     """
 
     offset: int
@@ -936,6 +934,10 @@ class Step:
     yes: int
     no: int
     short: bool = False
+    more: tuple[int, ...] = ()
+
+    def values(self) -> tuple[int, ...]:
+        return (self.value,) + self.more
 
     def need(self) -> int:
         """Virtual packet length this step needs (0 for an empty mask)."""
@@ -952,9 +954,6 @@ class Step:
 
     def target(self, outcome: bool) -> int:
         return self.yes if outcome else self.no
-
-    def test_key(self) -> tuple[int, int, int, bool]:
-        return (self.offset, self.mask, self.value, self.short)
 
 
 Fact = tuple[int, int, int, bool, bool, bool]  # offset, mask, value, short, outcome, proven
@@ -979,31 +978,42 @@ class _Facts:
         """The outcome of ``s`` if these facts settle it."""
         if not s.mask:
             return True
-        value_outcome: bool | None = None
+        sneed = s.need()
         for off, mask, val, short, outcome, proven in self.facts:
             if off != s.offset:
                 continue
             if (mask, val, short) == (s.mask, s.value, s.short):
                 return outcome
-            if not proven:
+            implied = _implied(mask, val, outcome, s)
+            if implied is None:
                 continue
-            if outcome:
-                if (s.mask & ~mask) == 0 and (val & s.mask) == s.value:
-                    value_outcome = True
-                elif (val ^ s.value) & mask & s.mask:
-                    value_outcome = False
-            else:
-                if (mask & ~s.mask) == 0 and (s.value & mask) == val:
-                    value_outcome = False
-                elif mask == s.mask and (mask & (mask - 1)) == 0 and val != s.value:
-                    value_outcome = True
-            if value_outcome is not None:
-                break
-        if value_outcome is None:
-            return None
-        if s.need() <= self.known or value_outcome == s.short:
-            return value_outcome
+            if proven:
+                if sneed <= self.known or implied == s.short:
+                    return implied
+            elif implied == s.short and _need(off, mask) <= sneed:
+                # if the earlier test was short, so is this one (and it takes its
+                # short branch, which is the implied outcome anyway)
+                return implied
         return None
+
+
+def _need(offset: int, mask: int) -> int:
+    return Step(offset, mask, 0, 0, 0).need()
+
+
+def _implied(mask: int, val: int, outcome: bool, s: Step) -> bool | None:
+    """What "word & mask == val" having been ``outcome`` says about step ``s``."""
+    if outcome:
+        if (s.mask & ~mask) == 0 and (val & s.mask) == s.value:
+            return True
+        if (val ^ s.value) & mask & s.mask:
+            return False
+    else:
+        if (mask & ~s.mask) == 0 and (s.value & mask) == val:
+            return False
+        if mask == s.mask and (mask & (mask - 1)) == 0 and val != s.value:
+            return True
+    return None
 
 
 _MAX_ALTERNATIVES = 4
@@ -1032,21 +1042,32 @@ class FilterProgram:
     safe_length: int = 0
 
     def unparse(self) -> str:
-        """The listing printed by the ``program`` handler."""
+        """The listing printed by the ``program`` handler (one line per value of a
+        multi-value step, numbered consecutively, as Click lists them)."""
+        first = []
+        n = 0
+        for st in self.steps:
+            first.append(n)
+            n += 1 + len(st.more)
+
         def jump(j: int) -> str:
             if j == J_DROP:
                 return "[X]"
             if j <= 0:
                 return f"[{-j}]"
-            return f"step {j}"
+            return f"step {first[j]}"
 
         lines = []
-        for i, s in enumerate(self.steps):
-            text = (f"{' ' if i < 10 else ''}{i} {s.offset:3d}/{s.value:08x}%{s.mask:08x}"
-                    f"  yes->{jump(s.yes)}  no->{jump(s.no)}")
-            if s.short:
-                text += "  short->yes"
-            lines.append(text)
+        for i, st in enumerate(self.steps):
+            vals = st.values()
+            for k, v in enumerate(vals):
+                num = first[i] + k
+                no = f"step {num + 1}" if k + 1 < len(vals) else jump(st.no)
+                text = (f"{' ' if num < 10 else ''}{num} {st.offset:3d}/{v:08x}%{st.mask:08x}"
+                        f"  yes->{jump(st.yes)}  no->{no}")
+                if st.short:
+                    text += "  short->yes"
+                lines.append(text)
         if not self.steps:
             lines.append(f"all->[{self.output_everything}]")
         lines.append(f"safe length {self.safe_length}")
@@ -1054,15 +1075,27 @@ class FilterProgram:
         return "\n".join(lines) + "\n"
 
     def array(self) -> np.ndarray:
-        """The program as the kernel's int64 table (one row per step; see
-        :func:`clickos.packet.filterkernels.ipfilter_match`).  A program without steps
-        becomes one empty-mask step leading to its output."""
+        """The program as the kernel's int64 table (see
+        :func:`clickos.packet.filterkernels.ipfilter_match`): one row per step, then
+        the extra values of multi-value steps.  A program without steps becomes one
+        empty-mask step leading to its output."""
         if not self.steps:
             e = self.output_everything
             j = J_DROP if e == DROP_OUTPUT or e < 0 else -e
-            return np.array([[0, 0, 0, 0, j, j, 0]], np.int64)
-        return np.array([[s.offset, s.mask, s.value, s.need(), s.yes, s.no, int(s.short)]
-                         for s in self.steps], np.int64)
+            return np.array([[0, 0, 0, 0, j, j, 0, 1, 0]], np.int64)
+        rows = []
+        extra: list[int] = []
+        n = len(self.steps)
+        for st in self.steps:
+            vals = st.values()
+            start = n + len(extra)
+            if len(vals) > 1:
+                extra.extend(vals)
+            rows.append([st.offset, st.mask, st.value, st.need(), st.yes, st.no, int(st.short),
+                         len(vals), start if len(vals) > 1 else 0])
+        for v in extra:
+            rows.append([v, 0, 0, 0, 0, 0, 0, 0, 0])
+        return np.array(rows, np.int64)
 
     def used_outputs(self, noutputs: int) -> list[bool]:
         used = [False] * noutputs
@@ -1105,7 +1138,7 @@ class FilterProgram:
             else:
                 word = (byte(s.offset) << 24) | (byte(s.offset + 1) << 16) | (byte(s.offset + 2) << 8) \
                     | byte(s.offset + 3)
-                ok = (word & s.mask) == s.value
+                ok = (word & s.mask) in s.values()
             nxt = s.target(ok)
             if nxt <= 0:
                 return -1 if nxt == J_DROP else -nxt
@@ -1357,6 +1390,46 @@ def _combine_words(steps: list[Step], order: list[int]) -> None:
             break
 
 
+def _sort_key(st: Step) -> tuple[int, int, int]:
+    # the IP protocol byte sorts before the fragment field, as in Click
+    off = OFFSET_NET + 3 if st.offset == OFFSET_NET + 8 else st.offset
+    return (off, st.mask, st.value)
+
+
+def _bubble_sort(steps: list[Step], nodes: list[int]) -> None:
+    """Put chains of tests into a canonical order: where ``A`` branches to ``B``
+    (B's only predecessor) and both share their other branch, the two tests form
+    an "and" or an "or" and may run in either order; sort them by offset, mask
+    and value, as Click does."""
+    preds: dict[int, int] = {}
+    for i in nodes:
+        for j in (steps[i].yes, steps[i].no):
+            if j > 0:
+                preds[j] = preds.get(j, 0) + 1
+    for _ in range(64):
+        swapped = False
+        for i in nodes:
+            a = steps[i]
+            if not a.mask:
+                continue
+            for k in (True, False):
+                j = a.target(k)
+                if j <= 0 or preds.get(j) != 1:
+                    continue
+                b = steps[j]
+                if not b.mask or a.target(not k) != b.target(not k):
+                    continue
+                if _sort_key(a) > _sort_key(b):
+                    a.offset, b.offset = b.offset, a.offset
+                    a.mask, b.mask = b.mask, a.mask
+                    a.value, b.value = b.value, a.value
+                    a.short, b.short = b.short, a.short
+                    swapped = True
+                    break
+        if not swapped:
+            return
+
+
 def _optimize(steps: list[Step], entry: int, combine: bool = True) -> FilterProgram:
     """Thread branches past decided steps, merge duplicates, drop dead steps.
 
@@ -1391,6 +1464,8 @@ def _optimize(steps: list[Step], entry: int, combine: bool = True) -> FilterProg
         st = steps[s]
         st.yes, st.no = skip(st.yes), skip(st.no)
     entry = skip(entry)
+    if combine:
+        _bubble_sort(steps, order)
 
     incoming: dict[int, list[_Facts]] = {}
     if entry > 0:
@@ -1488,10 +1563,49 @@ def _optimize(steps: list[Step], entry: int, combine: bool = True) -> FilterProg
     def renum(j: int) -> int:
         return number[j] if j > 0 else j
 
-    prog.steps = [Step(steps[s].offset, steps[s].mask, steps[s].value, renum(steps[s].yes),
-                       renum(steps[s].no), steps[s].short) for s in live]
+    final = [Step(steps[s].offset, steps[s].mask, steps[s].value, renum(steps[s].yes),
+                  renum(steps[s].no), steps[s].short) for s in live]
+    if combine:
+        _bubble_sort(final, list(range(len(final))))
+    prog.steps = _compress(final)
     prog.safe_length = max(s.need() for s in prog.steps)
     return prog
+
+
+_MIN_SORTED = 7
+
+
+def _compress(steps: list[Step]) -> list[Step]:
+    """Fold chains ``A no-> B no-> C ...`` of tests of the same word and mask with a
+    common yes branch (each later one reached only from its predecessor) into one
+    multi-value step.  Long value lists are sorted so the kernel can bisect them."""
+    incoming = [0] * len(steps)
+    incoming[0] = 1
+    for st in steps:
+        for j in (st.yes, st.no):
+            if j > 0:
+                incoming[j] += 1
+    absorbed = [False] * len(steps)
+    groups: list[tuple[int, Step]] = []
+    for i, st in enumerate(steps):
+        if absorbed[i]:
+            continue
+        vals = [st.value]
+        no = st.no
+        while no > 0 and incoming[no] == 1 and steps[no].yes == st.yes and \
+                steps[no].offset == st.offset and steps[no].mask == st.mask and not absorbed[no]:
+            vals.append(steps[no].value)
+            absorbed[no] = True
+            no = steps[no].no
+        if len(vals) >= _MIN_SORTED:
+            vals.sort()
+        groups.append((i, Step(st.offset, st.mask, vals[0], st.yes, no, st.short, tuple(vals[1:]))))
+    index = {old: new for new, (old, _) in enumerate(groups)}
+
+    def renum(j: int) -> int:
+        return index[j] if j > 0 else j
+
+    return [Step(g.offset, g.mask, g.value, renum(g.yes), renum(g.no), g.short, g.more) for _, g in groups]
 
 
 def compile_filter(conf: list[str], noutputs: int, context: Element | None = None,
@@ -1747,5 +1861,4 @@ class IPClassifier(IPFilter):
         self.config_string = join_args(conf)
 
 
-__all__ = ["IPClassifier", "IPFilter", "FilterProgram", "compile_filter", "split_filter_words",
-           "ClickError"]
+__all__ = ["IPClassifier", "IPFilter", "FilterProgram", "Step", "compile_filter", "split_filter_words"]

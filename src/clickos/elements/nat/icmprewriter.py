@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from clickos.core.args import Args
 from clickos.core.confparse import parse_bool, split_words, unparse_ip
 from clickos.core.element import Element
@@ -133,11 +135,11 @@ class ICMPPingRewriter(IPRewriterBase):
         self.add_rewriter_handlers(True)
 
 
-def _g16(buf, i: int) -> int:  # noqa: ANN001
+def _g16(buf: np.ndarray, i: int) -> int:
     return (int(buf[i]) << 8) | int(buf[i + 1])
 
 
-def _p16(buf, i: int, v: int) -> None:  # noqa: ANN001
+def _p16(buf: np.ndarray, i: int, v: int) -> None:
     buf[i] = (v >> 8) & 0xFF
     buf[i + 1] = v & 0xFF
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from clickos.core.args import Args
@@ -104,7 +106,7 @@ class RandomSample(Element):
         return keep
 
     def add_handlers(self) -> None:
-        def writer(drop: bool):  # noqa: ANN202
+        def writer(drop: bool) -> Callable[[str, ErrorHandler], None]:
             def w(value: str, errh: ErrorHandler) -> None:
                 try:
                     p = _prob(uncomment(value).strip())

@@ -7,6 +7,8 @@ adds each element's keywords, timeouts and connection-state rules.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from clickos.core.args import Args
 from clickos.core.confparse import parse_seconds
 from clickos.core.errors import ErrorHandler
@@ -25,6 +27,9 @@ from clickos.elements.tcpudp.rewriterbase import (
     unparse_flow,
 )
 from clickos.packet import flowtable as ft
+
+if TYPE_CHECKING:
+    from clickos.packet.pool import PacketPool
 
 
 class TCPRewriter(IPRewriterBase):
@@ -315,7 +320,7 @@ class IPRewriter(TCPRewriter):
             return super().add_flow(proto, flow, rewritten, port, mapid)
         return self.store_flow(self.new_flow(proto, flow, rewritten, port, mapid), port)
 
-    def packet_flowid(self, pool, s):  # noqa: ANN001, ANN201
+    def packet_flowid(self, pool: PacketPool, s: int) -> tuple[int, FlowID, int]:
         proto, flow, _ = super().packet_flowid(pool, s)
         return proto, flow, (MAPID_IPREWRITER_UDP if proto == IP_PROTO_UDP else MAPID_DEFAULT)
 

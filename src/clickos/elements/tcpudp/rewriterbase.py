@@ -113,15 +113,16 @@ class _Random:
         except OSError:
             self.libc = None
         self.seed_seen: Any = None
+        self.router_seen = 0
 
-    def _sync_seed(self) -> None:
+    def _sync_seed(self, force: bool = False) -> None:
         # follow RandomSeed: reseed the C generator whenever the shared seed changes
         try:
             from clickos.elements.standard import info
         except ImportError:
             return
         cur = getattr(info, "_rng", None)
-        if cur is not self.seed_seen:
+        if force or cur is not self.seed_seen:
             self.seed_seen = cur
             try:
                 seed = int(cur.bit_generator.seed_seq.entropy)  # type: ignore[union-attr]
@@ -129,6 +130,13 @@ class _Random:
                 seed = None
             if seed is not None and self.libc is not None:
                 self.libc.srandom(ctypes.c_uint(seed & 0xFFFFFFFF))
+
+    def router_started(self, router: Any) -> None:
+        """Reseed at the start of each router, from the process's (or RandomSeed's)
+        seed, as Click reseeds when a router initializes."""
+        if id(router) != self.router_seen:
+            self.router_seen = id(router)
+            self._sync_seed(force=True)
 
     def raw(self) -> int:
         self._sync_seed()
@@ -163,14 +171,6 @@ click_random = _Random()
 
 
 # -- patterns ----------------------------------------------------------------------------------
-
-_PATTERN_ERRORS = ("syntax error", "no such pattern", "bad source address", "bad source port",
-                   "bad destination address", "bad destination port")
-
-
-class _PatternError(Exception):
-    pass
-
 
 def _int_arg(text: str) -> int | None:
     try:
@@ -815,6 +815,7 @@ class IPRewriterBase(Element):
     def initialize(self, errh: ErrorHandler) -> None:
         from clickos.elements.standard.basic import compute_split_ok
 
+        click_random.router_started(self.router)
         for i, spec in enumerate(self.specs):
             if spec.kind == I_MAPPER and spec.mapper is not None:
                 spec.mapper.notify_rewriter(self, spec, _PrefixErrh(errh, f"input spec {i}: "))
@@ -1109,8 +1110,7 @@ class IPRewriterBase(Element):
         for f in self.table.live_flows().tolist():
             if int(self.table.F[f, ft.C_OWNER]) == i:
                 self.destroy_flow(int(f))
-        spec.count = old.count
-        spec.failures = old.failures
+        spec.count = old.count  # zero once its flows are gone
         self.specs[i] = spec
         if spec.kind == I_MAPPER and spec.mapper is not None:
             spec.mapper.notify_rewriter(self, spec, errh)
