@@ -49,8 +49,10 @@ A binding is ``SCHEME:ARGUMENTS``, the arguments separated by commas, each
 
 A finite source (a pcap file, a generator with ``count``) that reaches its
 end stops the router once every finite source has ended and the packets still
-in flight (queues, shapers) have drained -- unless its binding says
-``stop=false``.
+in flight have drained: when no packet has left the router for 10 ms and no
+element's task is scheduled (a queue's puller still working keeps the router
+running; packets parked for good, such as those an ARPQuerier holds for an
+unanswered query, do not) -- unless its binding says ``stop=false``.
 
 Other schemes can be added with :func:`register_scheme`; a later issue binds
 devices to real interfaces and shared-memory rings this way.
@@ -68,7 +70,7 @@ import numpy as np
 
 from clickos.core.confparse import parse_bool, parse_ether_address, parse_int, parse_ip_address, unquote
 from clickos.core.errors import ConfigError
-from clickos.core.task import Timer
+from clickos.core.task import Task, Timer
 from clickos.elements.devices.generator import GenOptions, build_templates, gen_fill, pack_templates
 from clickos.io.pcap import DLT_EN10MB, PcapError, PcapReader, PcapWriter, TraceFile
 from clickos.packet.batch import PacketBatch
@@ -160,6 +162,7 @@ class _TimeBase:
     def __init__(self) -> None:
         self.first: int | None = None
         self.start: int | None = None
+        self.members: list[PcapRx] = []
 
     @classmethod
     def get(cls, element: Element) -> _TimeBase:
@@ -204,6 +207,7 @@ class PcapRx(RxBackend):
             raise ConfigError(f"{self.filename}: {ex}") from None
         if self.timing:
             self.timebase = _TimeBase.get(element)
+            self.timebase.members.append(self)
             first = self._read()
             if first is not None:
                 tb = self.timebase
@@ -248,12 +252,17 @@ class PcapRx(RxBackend):
                 if due > now:
                     self.wake_at = due
                     break
+                # an earlier packet of another capture goes first (this task runs again soon)
+                if any(o._pending is not None and o._pending[0] < ts for o in tb.members if o is not self):
+                    break
             self._pending = None
             s = pool.new_packet(data)
             pool.ts[s] = ts
             pool.mac[s] = pool.off[s]
             pool.ptype[s] = _packet_type(data[:6])
             slots.append(s)
+        if self.timing:
+            self._read()  # others compare against our next packet
         return PacketBatch(pool, np.array(slots, np.int32)) if slots else None
 
     def close(self) -> None:
@@ -574,9 +583,18 @@ class EndOfInput:
             else:
                 self.timer.schedule_after(DRAIN_CHECK_NS)
 
+    def _busy(self) -> bool:
+        """Whether some element's task is still scheduled (a pull loop emptying
+        a queue through a shaper, say): its packets may leave yet."""
+        for e in self.router.elements:
+            task = getattr(e, "task", None)
+            if isinstance(task, Task) and task.scheduled and e.class_name() != "FromDevice":
+                return True
+        return False
+
     def _check(self, _timer: Timer) -> None:
         in_use = self.router.pool.in_use
-        if in_use == 0 or in_use >= self._last:
+        if in_use == 0 or (in_use >= self._last and not self._busy()):
             self._stop()
         else:
             self._last = in_use
