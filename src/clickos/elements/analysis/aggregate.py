@@ -113,6 +113,73 @@ class _Trie:
         return out
 
 
+class _Counts:
+    """AggregateCounter's counters: entries in order of creation (``K[e, 0]`` the
+    aggregate, ``C[e]`` its count) with a hash index, plus the scalar state the
+    batch kernel updates (``P``, see :func:`clickos.packet.aggkernels.aggcount_batch`)."""
+
+    def __init__(self, nparams: int, capacity: int = 256) -> None:
+        self.K = np.zeros((capacity, 2), np.uint64)
+        self.C = np.zeros(capacity, np.int64)
+        self.slots = np.full(4 * capacity, -1, np.int32)
+        self.D = np.full(capacity, -1, np.int32)     # direct index of small aggregates
+        self.P = np.zeros(nparams, np.int64)
+
+    def grow(self, agg: int = -1) -> None:
+        """Make room for one more entry, and for ``agg`` in the direct index."""
+        from clickos.packet.flowtable import index_rebuild
+
+        n = int(self.P[_C_N])
+        if n >= len(self.C) or 2 * (n + 1) > len(self.slots):
+            cap = len(self.C)
+            self.K = np.concatenate([self.K, np.zeros_like(self.K)])
+            self.C = np.concatenate([self.C, np.zeros_like(self.C)])
+            self.slots = np.full(8 * cap, -1, np.int32)
+            index_rebuild(self.slots, self.K, np.arange(n, dtype=np.int64))
+        if len(self.D) <= agg < _DENSE_MAX:
+            size = len(self.D)
+            while size <= agg:
+                size *= 2
+            self.D = np.full(size, -1, np.int32)
+            keys = self.K[:n, 0].astype(np.int64)
+            small = keys < size
+            self.D[keys[small]] = np.flatnonzero(small)
+
+    def reset(self) -> None:
+        self.slots.fill(-1)
+        self.D.fill(-1)
+        self.P[_C_N] = 0
+
+    def find(self, agg: int) -> int:
+        from clickos.packet.flowtable import index_lookup
+
+        return int(index_lookup(self.slots, self.K, np.uint64(agg), np.uint64(0)))
+
+    def insert(self, agg: int, count: int = 0) -> int:
+        from clickos.packet.flowtable import index_set
+
+        self.grow(agg)
+        e = int(self.P[_C_N])
+        self.K[e, 0] = agg
+        self.K[e, 1] = 0
+        self.C[e] = count
+        index_set(self.slots, self.K, e)
+        if agg < len(self.D):
+            self.D[agg] = e
+        self.P[_C_N] = e + 1
+        return e
+
+    def items(self) -> list[tuple[int, int]]:
+        n = int(self.P[_C_N])
+        return list(zip(self.K[:n, 0].tolist(), self.C[:n].tolist(), strict=True))
+
+
+# parameter slots of clickos.packet.aggkernels (not imported here: it loads numba)
+_C_N, _C_NNZ, _C_TOTAL, _C_NPARAMS = 3, 4, 5, 13
+_DENSE_MAX = 1 << 16
+_G_NCOLS = 4
+
+
 def _parse_call(text: str, bits: int) -> tuple[int, HandlerCall]:
     first, rest = shift_word(text)
     n = parse_integer(first, bits, False)
@@ -179,13 +246,11 @@ class AggregateCounter(Element):
         self.bytes = self.ip_bytes = False
         self.use_packet_count = self.use_extra_length = True
         self.banner = ""
+        self._c = _Counts(_C_NPARAMS)
         self.call_nnz = _U32
         self.call_count = _U64
         self.call_nnz_h: HandlerCall | None = None
         self.call_count_h: HandlerCall | None = None
-        self.counts: dict[int, int] = {}
-        self.num_nonzero = 0
-        self.total = 0
         self.frozen = False
         self.active = True
 
@@ -232,12 +297,64 @@ class AggregateCounter(Element):
         for h in (self.call_nnz_h, self.call_count_h):
             if h is not None:
                 h.initialize_write(self, errh)
+        from clickos.packet import aggkernels as ak
+
+        assert (ak.C_N, ak.C_NNZ, ak.C_TOTAL, ak.C_NPARAMS, ak.C_CALL_NNZ, ak.C_CALL_COUNT, ak.C_FROZEN) \
+            == (_C_N, _C_NNZ, _C_TOTAL, _C_NPARAMS, 6, 7, 8) and ak.DENSE_MAX == _DENSE_MAX
+        self._kernel = ak.aggcount_batch
+        self._ok = np.ones(256, np.int64)
+        P = self._c.P
+        P[ak.C_MODE] = (self.bytes | self.ip_bytes << 1 | self.use_packet_count << 2
+                        | self.use_extra_length << 3)
+        P[ak.C_AGG_OFF] = AGGREGATE_ANNO
+        P[ak.C_XP_OFF] = EXTRA_PACKETS_ANNO
+        P[ak.C_XL_OFF] = EXTRA_LENGTH_ANNO
         self.clear()
         self.frozen = False
         self.active = True
 
+    @property
+    def call_nnz(self) -> int:
+        return self._call_nnz
+
+    @call_nnz.setter
+    def call_nnz(self, v: int) -> None:
+        self._call_nnz = v
+        self._c.P[6] = v             # aggkernels.C_CALL_NNZ
+
+    @property
+    def call_count(self) -> int:
+        return self._call_count
+
+    @call_count.setter
+    def call_count(self, v: int) -> None:
+        self._call_count = v
+        self._c.P[7] = min(v, (1 << 63) - 1)   # aggkernels.C_CALL_COUNT
+
+    @property
+    def counts(self) -> dict[int, int]:
+        """The counters, aggregate -> count, in order of creation."""
+        return dict(self._c.items())
+
+    @property
+    def num_nonzero(self) -> int:
+        return int(self._c.P[_C_NNZ])
+
+    @num_nonzero.setter
+    def num_nonzero(self, v: int) -> None:
+        self._c.P[_C_NNZ] = v
+
+    @property
+    def total(self) -> int:
+        return int(self._c.P[_C_TOTAL])
+
+    @total.setter
+    def total(self, v: int) -> None:
+        self._c.P[_C_TOTAL] = v
+
     def clear(self) -> None:
-        self.counts = {0: 0}
+        self._c.reset()
+        self._c.insert(0, 0)
         self.num_nonzero = 0
         self.total = 0
 
@@ -256,13 +373,17 @@ class AggregateCounter(Element):
             if not self.active:
                 return False
             agg = anno_u32(pool, s, AGGREGATE_ANNO)
-            cur = self.counts.get(agg)
-            if cur is None:
+            c = self._c
+            e = c.find(agg)
+            if e < 0:
                 if frozen:
                     return False
-                self.counts[agg] = cur = 0
-            elif frozen and not cur:
-                return False
+                e = c.insert(agg)
+                cur = 0
+            else:
+                cur = int(c.C[e])
+                if frozen and not cur:
+                    return False
             amount = self._amount(pool, s)
             if amount and not cur:
                 if self.num_nonzero >= self.call_nnz:
@@ -272,7 +393,7 @@ class AggregateCounter(Element):
                     frozen = frozen or self.frozen
                     continue
                 self.num_nonzero += 1
-            self.counts[agg] = (cur + amount) & _U32
+            c.C[e] = (cur + amount) & _U32
             self.total += amount
             if self.total >= self.call_count:
                 self.call_count = _U64
@@ -280,22 +401,51 @@ class AggregateCounter(Element):
                     self.call_count_h.call_write()
             return True
 
-    def push(self, port: int, batch: PacketBatch) -> None:
+    def _count(self, batch: PacketBatch, port: int, scratch: bool = False) -> np.ndarray:
+        """Count a batch; per packet, 0 if it was counted and 1 if not (with
+        ``scratch``, the result is in a reused buffer and only partly filled)."""
         pool = batch.pool
-        idx = batch.idx.tolist()
+        idx = batch.idx
+        n = len(idx)
+        if scratch:
+            ok = self._ok
+            if len(ok) < n:
+                ok = self._ok = np.ones(n, np.int64)
+            ok = ok[:n]
+        else:
+            ok = np.ones(n, np.int64)
+        c = self._c
+        P = c.P
+        k = 0
+        while k < n and self.active:
+            frozen = self.frozen or port == 1
+            P[0] = k
+            P[8] = frozen
+            if self._kernel(pool.off, pool.length, pool.nh, pool.anno, idx, ok, c.K, c.C, c.slots, c.D, P):
+                return ok
+            k = int(P[1])
+            status = int(P[2])
+            if status == 0:
+                break
+            if status == 3:
+                c.grow(anno_u32(pool, int(idx[k]), AGGREGATE_ANNO))
+                continue
+            ok[k] = 0 if self.update(pool, int(idx[k]), frozen) else 1
+            k += 1
+        return ok
+
+    def push(self, port: int, batch: PacketBatch) -> None:
         if len(self.outputs) == 1:
-            for s in idx:
-                self.update(pool, s, self.frozen or port == 1)
+            if self.active:
+                self._count(batch, port, True)
             self.outputs[0].push(batch)
             return
-        ports = np.array([0 if self.update(pool, s, self.frozen or port == 1) else 1 for s in idx], np.int64)
-        push_runs(self, batch, ports)
+        push_runs(self, batch, self._count(batch, port))
 
     def pull(self, port: int, max: int = 1) -> PacketBatch | None:
         batch = self.inputs[0 if len(self.inputs) == 1 else port].pull(max)
         if batch is not None and self.active:
-            for s in batch.idx.tolist():
-                self.update(batch.pool, s, self.frozen or port == 1)
+            self._count(batch, port, True)
         return batch
 
     def reaggregate_counts(self) -> None:
@@ -304,13 +454,21 @@ class AggregateCounter(Element):
         for agg, count in self.counts.items():
             trie.find(agg).count = count
         self.clear()
+        table = self._c
+        hist: dict[int, int] = {0: 0}
         for node in trie.preorder():
             c = node.count
-            cur = self.counts.get(c, 0)
+            cur = hist.get(c, 0)
             if not cur:
                 self.num_nonzero += 1
-            self.counts[c] = cur + 1
+            hist[c] = cur + 1
             self.total += 1
+        for c, v in hist.items():
+            e = table.find(c)
+            if e < 0:
+                table.insert(c, v)
+            else:
+                table.C[e] = v
 
     # -- output ---------------------------------------------------------------------------
     def write_file(self, where: str, fmt: str) -> None:
@@ -440,18 +598,69 @@ class AggregateCounter(Element):
 # AggregateIPFlows
 # ---------------------------------------------------------------------------------------
 
-class _Flow:
-    __slots__ = ("ports", "aggregate", "last_ts", "over", "reverse", "first_ts", "filepos", "packets")
+class _FlowTable:
+    """The flows of one AggregateIPFlows as numpy arrays, for the batch kernel: row
+    ``f`` has key ``K[f]`` (see :func:`clickos.packet.aggkernels.aggflows_batch`)
+    and state ``G[f]``; ``slots`` is the hash index over the keys."""
 
-    def __init__(self, ports: int, aggregate: int) -> None:
+    def __init__(self, capacity: int = 256) -> None:
+        self.K = np.zeros((capacity, 2), np.uint64)
+        self.G = np.zeros((capacity, _G_NCOLS), np.int64)
+        self.slots = np.full(4 * capacity, -1, np.int32)
+        self.free: list[int] = list(range(capacity - 1, -1, -1))
+
+    def add(self, mapid: int, key: tuple[int, int], ports: int) -> int:
+        from clickos.packet.flowtable import index_rebuild, index_set
+
+        if not self.free:
+            cap = len(self.G)
+            self.K = np.concatenate([self.K, np.zeros_like(self.K)])
+            self.G = np.concatenate([self.G, np.zeros_like(self.G)])
+            self.free = list(range(2 * cap - 1, cap - 1, -1))
+            live = self.slots[self.slots >= 0].astype(np.int64)
+            self.slots = np.full(8 * cap, -1, np.int32)
+            index_rebuild(self.slots, self.K, live)
+        f = self.free.pop()
+        self.K[f, 0] = (key[0] << 32) | key[1]
+        self.K[f, 1] = (mapid << 32) | ports
+        self.G[f] = 0
+        index_set(self.slots, self.K, f)
+        return f
+
+    def remove(self, f: int) -> None:
+        from clickos.packet.flowtable import index_erase
+
+        index_erase(self.slots, self.K, f)
+        self.free.append(f)
+
+
+class _Flow:
+    """One flow; the state the batch kernel uses lives in its row of the table."""
+
+    __slots__ = ("ports", "tab", "row", "first_ts", "filepos", "packets")
+
+    def __init__(self, tab: _FlowTable, row: int, ports: int, aggregate: int) -> None:
         self.ports = ports
+        self.tab = tab
+        self.row = row
         self.aggregate = aggregate
-        self.last_ts = 0
-        self.over = 0
-        self.reverse = False
         self.first_ts = 0
         self.filepos = 0
         self.packets = [0, 0]
+
+    def _get(col: int):  # noqa: ANN202, N805
+        def get(self: _Flow) -> int:
+            return int(self.tab.G[self.row, col])
+
+        def put(self: _Flow, v: int) -> None:
+            self.tab.G[self.row, col] = int(v)
+        return property(get, put)
+
+    aggregate = _get(0)
+    reverse = _get(1)
+    last_ts = _get(2)
+    over = _get(3)
+    del _get
 
 
 class _HostPair:
@@ -543,6 +752,9 @@ class AggregateIPFlows(Element):
         self._trace: TextIO | None = None
         self._source_e: Element | None = None
         self._out: list[tuple[int, int]] = []
+        self._tab = _FlowTable()
+        self._held = 0                      # fragments held in all host pairs
+        self._P: np.ndarray | None = None   # batch kernel parameters (None: no fast path)
 
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
         a = Args(conf, self)
@@ -585,6 +797,21 @@ class AggregateIPFlows(Element):
             self.fragments = 0 if input_pull else 1
         elif self.fragments == 1 and input_pull:
             raise ConfigError("'FRAGMENTS true' is incompatible with pull; run this element in a push context")
+        self._P = None
+        if self._trace is None and sys.byteorder == "little":
+            from clickos.packet import aggkernels as ak
+
+            assert ak.G_NCOLS == _G_NCOLS and (ak.G_AGG, ak.G_REV, ak.G_LAST, ak.G_OVER) == (0, 1, 2, 3)
+            P = np.zeros(ak.F_NPARAMS, np.int64)
+            P[ak.F_SMALLEST] = self.smallest_timeout
+            P[ak.F_TCP_TO] = self.tcp_timeout
+            P[ak.F_TCP_DONE_TO] = self.tcp_done_timeout
+            P[ak.F_UDP_TO] = self.udp_timeout
+            P[ak.F_ICMP] = int(self.handle_icmp)
+            P[ak.F_AGG_OFF] = AGGREGATE_ANNO
+            P[ak.F_PAINT_OFF] = PAINT_ANNO
+            self._P = P
+            self._kernel = ak.aggflows_batch
 
     def _call_read(self, e: Element, name: str) -> str:
         h = self.router.handlers.find(e, name)
@@ -603,7 +830,9 @@ class AggregateIPFlows(Element):
                 hp.frags = []
                 for f in hp.flows:
                     self._flow_done(key, f)
+                    self._tab.remove(f.row)
                 hp.flows = []
+        self._held = 0
         if self._trace is not None:
             if self._trace is not sys.stdout:
                 self._trace.write("</trace>\n")
@@ -675,6 +904,7 @@ class AggregateIPFlows(Element):
 
     def _emit_fragment_head(self, pool: PacketPool, hp: _HostPair) -> None:
         head = hp.frags.pop(0)
+        self._held -= 1
         h = self._header(pool, head)
         d = pool.data
         ip_id = bytes(d[head, h + 4: h + 6])
@@ -728,6 +958,7 @@ class AggregateIPFlows(Element):
             for f in hp.flows:
                 if _s32(_sec(f.last_ts) - (done_timeout if f.over == 3 else timeout)) < 0:
                     self._flow_done(key, f)
+                    self._tab.remove(f.row)
                 else:
                     keep.append(f)
             hp.flows = keep
@@ -761,7 +992,7 @@ class AggregateIPFlows(Element):
                     self._new_flow_stats(pool, s, f)
             hp.flows.insert(0, hp.flows.pop(k))
             return f
-        f = _Flow(ports, self.next)
+        f = _Flow(self._tab, self._tab.add(0 if m is self.tcp_map else 1, key, ports), ports, self.next)
         if self._trace is not None:
             self._new_flow_stats(pool, s, f)
         f.reverse = flipped
@@ -826,6 +1057,7 @@ class AggregateIPFlows(Element):
         pool.anno[s, PAINT_ANNO] = paint
         if (self.fragments and self._is_frag(pool, s, h)) or hp.frags:
             hp.frags.append(s)
+            self._held += 1
             self.active_sec = _sec(int(pool.ts[s]))
             self._flush_old_fragments(pool, hp)
             return _NONE
@@ -854,9 +1086,63 @@ class AggregateIPFlows(Element):
 
     def push(self, port: int, batch: PacketBatch) -> None:
         pool = batch.pool
-        for s in batch.idx.tolist():
-            self._process(pool, s)
-        self._flush_out(pool)
+        P = self._P
+        if P is None:
+            for s in batch.idx.tolist():
+                self._process(pool, s)
+            self._flush_out(pool)
+            return
+        # Batch fast path: the kernel handles known flows and non-TCP/UDP packets;
+        # everything else (new flows, timeouts, fragments, ICMP errors, reaps) runs
+        # the per-packet code below, in packet order.
+        idx = batch.idx
+        n = len(idx)
+        ports = np.empty(n, np.int64)
+        segs: list[tuple[np.ndarray, np.ndarray]] = []
+        kernel = self._kernel
+        k = 0
+        while k < n:
+            if not self._held:
+                P[0] = k
+                P[3] = self.active_sec
+                P[4] = self.gc_sec
+                tab = self._tab
+                if kernel(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.ts, pool.anno, idx, ports,
+                          tab.K, tab.G, tab.slots, P) and not segs:
+                    self.active_sec = int(P[3])
+                    self.outputs[0].push(batch)
+                    return
+                self.active_sec = int(P[3])
+                k2 = int(P[1])
+                if k2 == n and not segs:
+                    if len(self.outputs) == 1 and ports.any():
+                        ports[ports == 1] = -1
+                    push_runs(self, batch, ports)
+                    return
+                if k2 > k:
+                    segs.append((idx[k:k2], ports[k:k2]))
+                k = k2
+                status = int(P[2])
+                if status == 0:
+                    break
+                if status == 2:
+                    self.reap()
+                    self._move_out(segs)
+                    continue
+            self._process(pool, int(idx[k]))
+            k += 1
+            self._move_out(segs)
+        if segs:
+            pidx = np.concatenate([a for a, _ in segs])
+            pports = np.concatenate([b for _, b in segs])
+            if len(self.outputs) == 1:
+                pports[pports == 1] = -1
+            push_runs(self, PacketBatch(pool, pidx), pports)
+
+    def _move_out(self, segs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        if self._out:
+            out, self._out = self._out, []
+            segs.append((np.array([s for _, s in out], np.int32), np.array([p for p, _ in out], np.int64)))
 
     def pull(self, port: int, max: int = 1) -> PacketBatch | None:
         batch = self.inputs[0].pull(1)
