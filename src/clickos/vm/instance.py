@@ -591,13 +591,6 @@ def freeze() -> None:
     """What the zygote does once warm: collect, then keep the GC off everything
     that exists (so children do not dirty shared pages by scanning them)."""
     gc.collect()
-    import os as _os
-    if _os.environ.get("MP_FILL"):
-        import sys as _sys
-        _sys.path.insert(0, "/tmp/mp")
-        import fill
-        n = fill.fill()
-        print("filled", n, file=_sys.stderr)
     gc.freeze()
     with contextlib.suppress(Exception):
         # hand freed heap pages back: fewer pages to map into every child

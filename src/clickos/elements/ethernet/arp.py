@@ -130,6 +130,10 @@ class ARPTable(Element):
         self.packet_count = 0
         self.drops = 0
         self._timer: Timer | None = None
+        # bumped whenever an entry is added, removed or changes in a way the
+        # ARPQuerier fast path looks at (see fast_arrays)
+        self.version = 0
+        self._fast: tuple[int, tuple[np.ndarray, ...]] | None = None
 
     # -- configuration -----------------------------------------------------------------
     def configure(self, conf: list[str], errh: ErrorHandler) -> None:
@@ -181,6 +185,8 @@ class ARPTable(Element):
             e.queue = [migrate_packet(opool, s, pool) for s in e.queue]
         self.table, t.table = t.table, {}
         self.age, t.age = t.age, []
+        self.version += 1
+        t.version += 1
         self.entry_count, self.packet_count, self.drops = t.entry_count, t.packet_count, t.drops
         t.entry_count = t.packet_count = 0
 
@@ -199,6 +205,7 @@ class ARPTable(Element):
         self.table.clear()
         self.age.clear()
         self.entry_count = self.packet_count = 0
+        self.version += 1
 
     def _kill_queue_head(self, e: _Entry, n: int) -> None:
         pool = self.router.pool
@@ -215,6 +222,7 @@ class ARPTable(Element):
                        or (self.entry_capacity and self.entry_count > self.entry_capacity)):
             e = age.pop(0)
             self.table.pop(e.ip, None)
+            self.version += 1
             self._kill_queue_head(e, len(e.queue))
             self.entry_count -= 1
         if self.capacity and self.packet_count > self.capacity:
@@ -241,6 +249,7 @@ class ARPTable(Element):
             e = _Entry(ip, now)
             self.table[ip] = e
             self.age.append(e)
+            self.version += 1
         return e
 
     def lookup(self, ip: int, poll_timeout_j: int) -> tuple[int, bytes]:
@@ -253,6 +262,7 @@ class ARPTable(Element):
             return -1, BROADCAST_ETH
         if poll_timeout_j and now >= e.live_at + poll_timeout_j and e.allow_poll(now):
             e.mark_poll(now)
+            self.version += 1
             return 1, e.eth
         return 0, e.eth
 
@@ -275,6 +285,7 @@ class ARPTable(Element):
         e.live_at = now
         e.polls = 0
         e.polled_at = now - HZ
+        self.version += 1
         self.age.remove(e)
         self.age.append(e)
         if not take:
@@ -298,6 +309,7 @@ class ARPTable(Element):
             floor = now - self.timeout_j
             if e.live_at < floor:
                 e.live_at = floor
+                self.version += 1
                 i = self.age.index(e)
                 j = i + 1
                 while j < len(self.age) and self.age[j].live_at < e.live_at:
@@ -314,8 +326,38 @@ class ARPTable(Element):
         e.queue.append(slot)
         if e.allow_poll(now):
             e.mark_poll(now)
+            self.version += 1
             return 1
         return 0
+
+    def fast_arrays(self) -> tuple[np.ndarray, ...]:
+        """The table as arrays for ``netkernels.arp_encap_resolved``: (hash keys,
+        hash values, Ethernet addresses, (live_at, known, polled_at, polls) rows).
+        Rebuilt only after the table changed."""
+        fast = self._fast
+        if fast is not None and fast[0] == self.version:
+            return fast[1]
+        entries = list(self.table.values())
+        m = len(entries)
+        size = 4
+        while size < 2 * m:
+            size *= 2
+        mask = size - 1
+        hkeys = np.full(size, -1, np.int64)
+        hvals = np.zeros(size, np.int32)
+        eths = np.zeros((max(m, 1), 6), np.uint8)
+        ent = np.zeros((max(m, 1), 4), np.int64)
+        for i, e in enumerate(entries):
+            h = ((e.ip * 0x45D9F3B) >> 16) & mask  # netkernels.arp_hash_slot
+            while hkeys[h] >= 0:
+                h = (h + 1) & mask
+            hkeys[h] = e.ip
+            hvals[h] = i
+            eths[i] = np.frombuffer(e.eth, np.uint8)
+            ent[i] = (e.live_at, 1 if e.known else 0, e.polled_at, e.polls)
+        arrays = (hkeys, hvals, eths, ent)
+        self._fast = (self.version, arrays)
+        return arrays
 
     def table_text(self) -> str:
         now = self.now()
@@ -517,8 +559,14 @@ class ARPQuerier(Element):
             self.poll_timeout_j = _to_jiffies(got["POLL_TIMEOUT"])
 
     def initialize(self, errh: ErrorHandler) -> None:
+        from clickos.packet import netkernels
+
         self.queries = self.drops = self.responses = 0
         self._split_ok = compute_split_ok(self)
+        self._fast_k = netkernels.arp_encap_resolved
+        self._info = np.zeros(2, np.int64)
+        self._en_src = b""
+        self._en_arr = np.zeros(6, np.uint8)
 
     def cleanup(self, stage: int) -> None:
         if self.my_arpt and self.arpt is not None:
@@ -639,8 +687,57 @@ class ARPQuerier(Element):
                 self._handle_ip(s, True, out)
             self._flush(out)
 
+    def _push_fast(self, batch: PacketBatch) -> None:
+        """Input 0: one kernel call encapsulates every packet whose next hop is
+        resolved (or broadcast/multicast); the first packet that needs more (a
+        query, a poll, a drop) takes the per-packet path, then the kernel goes
+        on from the next one.  Packets leave in order."""
+        pool = batch.pool
+        idx = batch.idx
+        n = len(idx)
+        t = self.arpt
+        assert t is not None
+        if self._en_src is not self.my_en:
+            self._en_arr = np.frombuffer(self.my_en, np.uint8).copy()
+            self._en_src = self.my_en
+        clock = self.router.master.clock
+        sim = clock.simulated
+        info = self._info
+        k = self._fast_k
+        out: list[int] = []
+        start = 0
+        while True:
+            hkeys, hvals, eths, ent = t.fast_arrays()
+            # in simulated time every clock reading counts, as in Click: the kernel
+            # makes one per lookup that finds an entry, and they are taken here
+            now = clock.peek(False) if sim else clock.now()
+            done = k(pool.data, pool.off, pool.length, pool.mac, pool.nh, pool.anno, idx, start,
+                     hkeys, hvals, eths, ent, now, 1 if sim else 0, t.timeout_j, self.poll_timeout_j,
+                     HZ, self._en_arr, self.my_bcast, info)
+            if sim:
+                for _ in range(int(info[0])):
+                    clock.now()
+            if start == 0 and done == n:
+                if n == 1 or self._split_ok:
+                    self.outputs[0].push(batch)
+                else:
+                    for s in idx.tolist():
+                        self.outputs[0].push(PacketBatch.one(pool, s))
+                return
+            out.extend(idx[start: start + done].tolist())
+            start += done
+            if start < n:
+                self._handle_ip(int(idx[start]), False, out)
+                start += 1
+            if start >= n:
+                break
+        self._flush(out)
+
     def push(self, port: int, batch: PacketBatch) -> None:
         if port == 0:
+            if self.my_ip:
+                self._push_fast(batch)
+                return
             out: list[int] = []
             for s in batch.idx.tolist():
                 self._handle_ip(s, False, out)

@@ -17,7 +17,6 @@ from clickos.core.confparse import (
 from clickos.core.element import Element
 from clickos.core.errors import ConfigError, ErrorHandler
 from clickos.elements.ip.common import (
-    PAINT_ANNO,
     compute_split_ok,
     ip_to_int,
     runs,
@@ -93,6 +92,10 @@ class _Checker(Element):
         if nbad == 0:
             self.outputs[0].push(batch)
             return
+        self._dispatch(batch, out)
+
+    def _dispatch(self, batch: PacketBatch, out: np.ndarray) -> None:
+        """Send a batch with some bad packets (``out`` = verdicts, owned by the caller)."""
         if self._split_ok:
             bad = out != 0
             for r in out[bad].tolist():
@@ -216,6 +219,7 @@ class CheckIPHeader(_Checker):
         self._bad_arr = _as_u32_array(self.bad_src)
         self._good_arr = _as_u32_array(self.good_dst)
         self._out = np.zeros(256, np.int32)
+        self._push0 = self.outputs[0].push
 
     def _verdicts(self, batch: PacketBatch) -> tuple[np.ndarray, int]:
         pool = batch.pool
@@ -226,6 +230,19 @@ class CheckIPHeader(_Checker):
         nbad = self._k(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, batch.idx,
                        self.offset, self.checksum, self._bad_arr, self._good_arr, out)
         return out.copy() if nbad else out, nbad
+
+    def push(self, port: int, batch: PacketBatch) -> None:
+        # the common case in one Python frame: one kernel call, all packets good
+        pool = batch.pool
+        idx = batch.idx
+        out = self._out
+        if len(out) < len(idx):
+            out = self._out = np.zeros(len(idx), np.int32)
+        if self._k(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, idx,
+                   self.offset, self.checksum, self._bad_arr, self._good_arr, out) == 0:
+            self._push0(batch)
+            return
+        self._dispatch(batch, out[:len(idx)].copy())
 
     def _report(self, reason: int) -> None:
         if self.drops == 0 or self.verbose:
@@ -420,19 +437,20 @@ class IPInputCombo(Element):
     def initialize(self, errh: ErrorHandler) -> None:
         from clickos.packet import netkernels
 
-        self._k = netkernels.check_ip_header
+        self._k = netkernels.ip_input_combo
         self._bad_arr = _as_u32_array(self.bad_src)
         self._good_arr = _as_u32_array(self.good_dst)
+        self._out = np.zeros(256, np.int32)
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
+        # one kernel: Paint, Strip(14) and CheckIPHeader
         pool = batch.pool
         idx = batch.idx
-        pool.anno[idx, PAINT_ANNO] = self.color & 0xFF
-        n = np.minimum(pool.length[idx], 14)
-        pool.off[idx] += n
-        pool.length[idx] -= n
-        out = np.zeros(len(idx), np.int32)
-        nbad = self._k(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, idx, 0, True,
+        n = len(idx)
+        if len(self._out) < n:
+            self._out = np.zeros(n, np.int32)
+        out = self._out[:n]
+        nbad = self._k(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, idx, self.color & 0xFF,
                        self._bad_arr, self._good_arr, out)
         if nbad == 0:
             return batch

@@ -169,6 +169,10 @@ class IPFragmenter(Element):
     def push(self, port: int, batch: PacketBatch) -> None:
         pool = batch.pool
         idx = batch.idx
+        # the common case, decided by one kernel: every packet fits
+        if self._k(pool.off, pool.length, pool.nh, idx, self.mtu) == 0:
+            self.outputs[0].push(batch)
+            return
         nh = pool.nh[idx]
         netlen = pool.off[idx].astype(np.int64) + pool.length[idx] - nh
         big = (netlen > self.mtu) & (nh >= 0) & (netlen >= 20)
@@ -186,7 +190,10 @@ class IPFragmenter(Element):
         push_runs(self, PacketBatch(pool, np.array(slots, np.int32)), np.array(ports, np.int32), single=True)
 
     def initialize(self, errh: ErrorHandler) -> None:
+        from clickos.packet import netkernels
+
         self._split_ok = compute_split_ok(self)
+        self._k = netkernels.count_too_big
 
     def add_handlers(self) -> None:
         self.add_read_handler("drops", lambda: self.drops)

@@ -81,6 +81,8 @@ class DecIPTTL(_Checker):
 
         super().initialize(errh)
         self._k = netkernels.dec_ip_ttl
+        self._out = np.zeros(256, np.int32)
+        self._push0 = self.outputs[0].push
 
     def _verdicts(self, batch: PacketBatch) -> tuple[np.ndarray, int]:
         out = np.zeros(len(batch), np.int32)
@@ -89,6 +91,20 @@ class DecIPTTL(_Checker):
         pool = batch.pool
         n = self._k(pool.data, pool.nh, batch.idx, self.multicast, out)
         return out, n
+
+    def push(self, port: int, batch: PacketBatch) -> None:
+        # the common case in one Python frame: one kernel call, nothing expired
+        if not self.active:
+            self._push0(batch)
+            return
+        idx = batch.idx
+        out = self._out
+        if len(out) < len(idx):
+            out = self._out = np.zeros(len(idx), np.int32)
+        if self._k(batch.pool.data, batch.pool.nh, idx, self.multicast, out) == 0:
+            self._push0(batch)
+            return
+        self._dispatch(batch, out[:len(idx)].copy())
 
     def _report(self, reason: int) -> None:
         self.drops += 1
@@ -260,21 +276,14 @@ class FixIPSrc(Element):
         self.my_ip = a.read_mp("IPADDR", parse_ip_address)
         a.complete()
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        from clickos.packet import netkernels
+
+        self._k = netkernels.fix_ip_src
+
     def simple_action(self, batch: PacketBatch) -> PacketBatch:
         pool = batch.pool
-        idx = batch.idx
-        nh = pool.nh[idx]
-        sel = (pool.anno[idx, FIX_IP_SRC_ANNO] != 0) & (nh >= 0) & (nh + 20 <= pool.slot_size)
-        if sel.any():
-            src = np.frombuffer(self.my_ip, np.uint8)
-            for s in idx[sel].tolist():
-                pool.anno[s, FIX_IP_SRC_ANNO] = 0
-                ip = int(pool.nh[s])
-                row = pool.data[s]
-                row[ip + 12: ip + 16] = src
-                hlen = (int(row[ip]) & 0xF) << 2
-                row[ip + 10: ip + 12] = 0
-                row[ip + 10: ip + 12] = np.frombuffer(in_cksum(row[ip: ip + hlen]).to_bytes(2, "big"), np.uint8)
+        self._k(pool.data, pool.nh, pool.anno, batch.idx, FIX_IP_SRC_ANNO, int.from_bytes(self.my_ip, "big"))
         return batch
 
 
@@ -452,10 +461,20 @@ class DropBroadcasts(_Checker):
         super().__init__()
         self.drops = 0
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        from clickos.packet import netkernels
+
+        super().initialize(errh)
+        self._k = netkernels.ptype_verdicts
+        self._out = np.zeros(256, np.int32)
+
     def _verdicts(self, batch: PacketBatch) -> tuple[np.ndarray, int]:
-        t = batch.pool.ptype[batch.idx]
-        out = ((t == BROADCAST) | (t == MULTICAST)).astype(np.int32)
-        return out, int(np.count_nonzero(out))
+        n = len(batch)
+        if len(self._out) < n:
+            self._out = np.zeros(n, np.int32)
+        out = self._out[:n]
+        nbad = self._k(batch.pool.ptype, batch.idx, BROADCAST, MULTICAST, out)
+        return (out.copy() if nbad else out), nbad
 
     def _report(self, reason: int) -> None:
         if self.drops == 0:
@@ -567,18 +586,30 @@ class IPGWOptions(_Checker):
         a.complete()
         self.preferred, self.my_addrs = preferred, others + [preferred]
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        from clickos.packet import netkernels
+
+        super().initialize(errh)
+        self._k = netkernels.ip_options_todo
+        self._out = np.zeros(256, np.int32)
+
     def _verdicts(self, batch: PacketBatch) -> tuple[np.ndarray, int]:
         pool = batch.pool
         idx = batch.idx
-        out = np.zeros(len(idx), np.int32)
-        nh = pool.nh[idx]
-        hl = (pool.data[idx, np.clip(nh, 0, pool.slot_size - 1)] & 0xF).astype(np.int64) << 2
-        todo = np.flatnonzero((hl > 20) & (nh >= 0) & (nh + hl <= pool.slot_size))
+        n = len(idx)
+        if len(self._out) < n:
+            self._out = np.zeros(n, np.int32)
+        todo_mask = self._out[:n]
+        # the common case, decided by one kernel: no packet has IP options
+        if self._k(pool.data, pool.nh, idx, todo_mask) == 0:
+            return todo_mask, 0
+        todo = np.flatnonzero(todo_mask)
+        out = np.zeros(n, np.int32)
         nbad = 0
         for i in todo.tolist():
             s = int(idx[i])
             ip = int(pool.nh[s])
-            hlen = int(hl[i])
+            hlen = (int(pool.data[s, ip]) & 0xF) << 2
             h = bytearray(pool.data[s, ip: ip + hlen].tobytes())
             changed, err = process_gw_options(h, self.preferred, self.my_addrs, _timestamp_ms(self))
             if err >= 0:

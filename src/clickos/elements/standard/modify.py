@@ -236,8 +236,19 @@ class Strip(Element):
         self.nbytes = a.read_mp("LENGTH", parse_unsigned)
         a.complete()
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._k = kernels().pull
+        self._short = np.empty(256, np.int32)
+
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
-        pull_front(batch, self.nbytes)
+        pool, idx = batch.pool, batch.idx
+        short = self._short
+        if len(short) < len(idx):
+            short = self._short = np.empty(len(idx), np.int32)
+        ns = self._k(pool.off, pool.length, idx, self.nbytes, short)
+        if ns:
+            for L in short[:ns].tolist():
+                chatter(f"Packet::pull {self.nbytes} > length {L}")
         return batch
 
 
@@ -265,8 +276,19 @@ class Unstrip(Element):
         self.nbytes = a.read_mp("LENGTH", parse_unsigned)
         a.complete()
 
+    def initialize(self, errh: ErrorHandler) -> None:
+        self._k = kernels().push
+        self._left = np.empty(256, np.int32)
+
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
-        push_front(batch, self.nbytes)
+        pool, idx = batch.pool, batch.idx
+        left = self._left
+        if len(left) < len(idx):
+            left = self._left = np.empty(len(idx), np.int32)
+        nl = self._k(pool.off, pool.length, idx, self.nbytes, left)
+        if nl:
+            for s in left[:nl].tolist():
+                Packet(pool, s).push(self.nbytes)
         return batch
 
 
