@@ -21,7 +21,10 @@ ANNO_SIZE = 48
 DST_IP_ANNO_OFFSET = 0
 PAINT_ANNO_OFFSET = 16
 DEFAULT_HEADROOM = 128
-DEFAULT_SLOT_SIZE = 2048
+# Not a power of two on purpose: with 2048-byte slots every packet's header falls in
+# the same few L1 cache sets, and a batch of 256 evicts itself (33 cache lines per
+# slot spreads them over all sets; measured 3-5% faster on the core and IP paths).
+DEFAULT_SLOT_SIZE = 2112
 # Initial slots: the pool doubles whenever it runs out, so a busy router reaches
 # its working set after a few batches, while an idle one (many instances per
 # host) keeps a few kilobytes of metadata instead of ~130 KiB.

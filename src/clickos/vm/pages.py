@@ -79,7 +79,6 @@ def _load_native() -> Any:
     mmap_ = types.ExternalFunction("mmap", ip(ip, ip, ic, ic, ic, i64))
     madvise = types.ExternalFunction("madvise", ic(ip, ip, ic))
     memcmp = types.ExternalFunction("memcmp", ic(ip, ip, ip))
-    mincore = types.ExternalFunction("mincore", ic(ip, ip, ip))
     page, shift, chunk = PAGE, _SHIFT, _CHUNK
     map_fixed_private = mmap.MAP_PRIVATE | 0x10  # MAP_FIXED
     dontneed = 4                                  # MADV_DONTNEED
@@ -96,11 +95,13 @@ def _load_native() -> Any:
         return True
 
     @nb.njit(cache=True, nogil=True)
-    def capture(regions, fd, pmfd, scratch):  # pragma: no cover - native
+    def capture(regions, fd, pmfd, scratch, have):  # pragma: no cover - native
         """Copy each region's pages into ``fd`` at its offset, then map the file
         privately over it.  ``regions`` rows: start, end, file offset, prot,
         whole (copy every page, not only those present: file-backed data).
-        ``scratch[chunk + r]`` gets 1 for each region converted.  Returns how many."""
+        ``have[file page]`` is set for each page written to the file (the rest
+        are holes); ``scratch[chunk + r]`` gets 1 for each region converted.
+        Both arrays must lie outside the regions.  Returns how many regions."""
         buf = scratch.ctypes.data
         done = 0
         for r in range(regions.shape[0]):
@@ -110,6 +111,7 @@ def _load_native() -> Any:
             ok = True
             if regions[r, 4]:
                 ok = write_all(fd, start, end - start, off)
+                have[off >> shift: (off + end - start) >> shift] = 1
             else:
                 npages = (end - start) >> shift
                 p = 0
@@ -130,6 +132,8 @@ def _load_native() -> Any:
                         if not write_all(fd, a, (j - i) * page, off + (a - start)):
                             ok = False
                             break
+                        f = (off + (a - start)) >> shift
+                        have[f: f + j - i] = 1
                         i = j
                     p += k
             if ok:
@@ -140,12 +144,13 @@ def _load_native() -> Any:
         return done
 
     @nb.njit(cache=True, nogil=True)
-    def reshare(regions, pmfd, view, scratch, vec):  # pragma: no cover - native
+    def reshare(regions, pmfd, view, scratch, have):  # pragma: no cover - native
         """For each page of ``regions`` (rows: start, end, file offset) that this
-        process has copied and that equals the file's page (resident in the
-        page cache), drop the copy.  Returns the number of pages dropped."""
+        process has copied and that equals the file's page, drop the copy.
+        ``have`` says which file pages exist (comparing with a hole would fill
+        it).  Returns the number of pages dropped."""
         buf = scratch.ctypes.data
-        vaddr = vec.ctypes.data
+        nhave = have.shape[0]
         dropped = 0
         for r in range(regions.shape[0]):
             start = regions[r, 0]
@@ -163,10 +168,9 @@ def _load_native() -> Any:
                     # present (bit 63), not swapped (62), anonymous (61 clear): a copy
                     if i < k and (scratch[i] >> np.uint64(61)) == np.uint64(4):
                         a = start + (p + i) * page
-                        f = view + off + (a - start)
-                        # only against a page the file has (no hole: reading one would fill it)
-                        if mincore(f, page, vaddr) == 0 and (vec[0] & 1):
-                            same = memcmp(a, f, page) == 0
+                        fo = off + (a - start)
+                        if (fo >> shift) < nhave and have[fo >> shift]:
+                            same = memcmp(a, view + fo, page) == 0
                     if same:
                         if run < 0:
                             run = i
@@ -220,13 +224,12 @@ def _private_writable() -> list[tuple[int, int, int, bool]]:
 class Snapshot:
     """The zygote's writable memory as a sealed, privately mapped file."""
 
-    def __init__(self, view: int, size: int, native: Any, scratch: mmap.mmap) -> None:
+    def __init__(self, view: int, size: int, native: Any, have: np.ndarray) -> None:
         self.view = view                # read-only shared mapping of the whole file
         self.size = size
+        self.have = have                # per file page: 1 if written (else a hole)
         self._capture, self._reshare = native
-        self._scratch_map = scratch
-        self._scratch = np.frombuffer(scratch, np.uint64, _CHUNK)
-        self._vec = np.frombuffer(scratch, np.uint8, _CHUNK, offset=_CHUNK * 8)
+        self._scratch = np.zeros(_CHUNK, np.uint64)
         self.pages_dropped = 0
 
     @classmethod
@@ -238,30 +241,41 @@ class Snapshot:
             native = _load_native()
         except Exception:  # noqa: BLE001 - no numba: no snapshot
             return None
-        # Scratch memory the native routines write: a shared mapping, so never captured.
-        scratch = mmap.mmap(-1, _CHUNK * 8 * 2 + (1 << 16))
-        s64 = np.frombuffer(scratch, np.uint64)
-        s8 = np.frombuffer(scratch, np.uint8, _CHUNK, offset=_CHUNK * 8)
-        # compile or load the routines before listing the mappings (this allocates)
+        # What the native routine writes must not be in the memory it copies:
+        # a shared mapping is never taken.
+        scratch = mmap.mmap(-1, 1 << 20)
+        try:
+            return cls._take(native, scratch)
+        finally:
+            scratch.close()
+
+    @classmethod
+    def _take(cls, native: Any, scratch: mmap.mmap) -> Snapshot | None:
+        s64 = np.frombuffer(scratch, np.uint64, _CHUNK)
+        done_at = np.frombuffer(scratch, np.uint64, offset=_CHUNK * 8)
+        # compile (or load) the routines before listing the mappings: that allocates
         empty = np.zeros((0, 5), np.int64)
-        native[0](empty, -1, -1, s64)
-        native[1](empty[:, :3].copy(), -1, 0, s64, s8)
-        fd = -1
-        pmfd = -1
+        native[0](empty, -1, -1, done_at, np.zeros(0, np.uint8))
+        native[1](np.zeros((0, 3), np.int64), -1, 0, s64, np.zeros(0, np.uint8))
+        fd = pmfd = -1
+        have_map = None
         try:
             fd = os.memfd_create(_MEMFD_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
             pmfd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
             regions = _private_writable()
-            if not regions or len(regions) > (len(s64) - _CHUNK):
+            if not regions or len(regions) > len(done_at) - _CHUNK:
                 return None
             rows = np.zeros((len(regions), 5), np.int64)
-            off = 0
+            size = 0
             for i, (lo, hi, prot, filed) in enumerate(regions):
-                rows[i] = (lo, hi, off, prot, int(filed))
-                off += hi - lo
-            os.ftruncate(fd, off)
+                rows[i] = (lo, hi, size, prot, int(filed))
+                size += hi - lo
+            npages = size >> _SHIFT
+            have_map = mmap.mmap(-1, max(npages, 1))
+            have = np.frombuffer(have_map, np.uint8, npages)
+            os.ftruncate(fd, size)
             with _blocked():
-                done = native[0](rows, fd, pmfd, s64)
+                done = native[0](rows, fd, pmfd, done_at, have)
             if done == 0:
                 return None
             with contextlib.suppress(OSError, AttributeError):
@@ -269,28 +283,32 @@ class Snapshot:
 
                 fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
                             | fcntl.F_SEAL_SEAL)
-            view = _map_view(fd, off)
+            view = _map_view(fd, size)
             if view is None:
                 return None
-            return cls(view, off, native, scratch)
+            return cls(view, size, native, have.copy())
         finally:
             if fd >= 0:
                 os.close(fd)
             if pmfd >= 0:
                 os.close(pmfd)
+            if have_map is not None:
+                del have
+                have_map.close()
 
     def regions(self) -> np.ndarray:
         """The mappings of the snapshot file as they are now: rows (start, end, offset)."""
         rows = []
         with open("/proc/self/maps") as f:
-            for line in f:
-                if _MEMFD_NAME not in line:
-                    continue
-                parts = line.split()
-                if parts[1] != "rw-p" and parts[1] != "rwxp":
-                    continue
-                lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                rows.append((lo, hi, int(parts[2], 16)))
+            text = f.read()
+        i = text.find(_MEMFD_NAME)
+        while i >= 0:
+            bol = text.rfind("\n", 0, i) + 1
+            parts = text[bol:i].split()
+            if len(parts) >= 3 and parts[1] in ("rw-p", "rwxp"):
+                lo, hi = parts[0].split("-")
+                rows.append((int(lo, 16), int(hi, 16), int(parts[2], 16)))
+            i = text.find(_MEMFD_NAME, i + len(_MEMFD_NAME))
         return np.array(rows, np.int64).reshape(-1, 3)
 
     def reshare(self) -> int:
@@ -303,7 +321,7 @@ class Snapshot:
             return 0
         try:
             with _blocked():
-                n = self._reshare(rows, pmfd, self.view, self._scratch, self._vec)
+                n = self._reshare(rows, pmfd, self.view, self._scratch, self.have)
         finally:
             os.close(pmfd)
         self.pages_dropped += n
