@@ -90,6 +90,8 @@ def start_daemon(run_dir: str, args: argparse.Namespace) -> tuple[subprocess.Pop
         cmd.append("--no-control-sockets")
     if args.ksm:
         cmd += ["--ksm", "--ksm-pages-to-scan", str(args.ksm_pages_to_scan)]
+    if args.no_snapshot:
+        cmd.append("--no-snapshot")
     out = open(os.path.join(run_dir, "daemon.out"), "wb")  # noqa: SIM115 - lives as long as the daemon
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     out.close()
@@ -256,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-control-sockets", action="store_true")
     ap.add_argument("--ksm", action="store_true", help="run the daemon with --ksm (kernel same-page merging)")
     ap.add_argument("--ksm-pages-to-scan", type=int, default=2000, help="with --ksm: ksmd's scan rate")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="run the daemon with --no-snapshot (instances keep the pages they copied)")
     ap.add_argument("--settle", type=float, default=300.0,
                     help="with --ksm: longest wait for ksmd to go over the idle instances before measuring")
     ap.add_argument("--keep", action="store_true", help="keep the run directory (logs)")

@@ -30,14 +30,18 @@ OFFSET_NET = 256
 OFFSET_TRANSP = 512
 
 
+# columns of a decision program array (one row per step)
+(P_BASE, P_REL, P_WIDTH, P_NEED, P_YES, P_NO, P_SHORT, P_MASK, P_VALUE, P_NVALUES,
+ P_VALUES) = range(11)
+NCOLS = 11
+
+
 @_jit
-def _word(data: np.ndarray, s: int, a: int, rowlen: int) -> int:
-    """The big-endian 32-bit word at ``data[s, a:a+4]`` (bytes outside the row read 0)."""
-    if a >= 0 and a + 4 <= rowlen:
-        return ((np.int64(data[s, a]) << 24) | (np.int64(data[s, a + 1]) << 16)
-                | (np.int64(data[s, a + 2]) << 8) | np.int64(data[s, a + 3]))
+def _read(data: np.ndarray, s: int, a: int, width: int, rowlen: int) -> int:
+    """The big-endian ``width``-byte field at ``data[s, a:]``, where bytes outside
+    the row read as 0 (the slow path for odd header annotations)."""
     v = 0
-    for i in range(4):
+    for i in range(width):
         v <<= 8
         j = a + i
         if 0 <= j < rowlen:
@@ -45,8 +49,27 @@ def _word(data: np.ndarray, s: int, a: int, rowlen: int) -> int:
     return v
 
 
-# columns of a decision program array (one row per step)
-P_OFFSET, P_MASK, P_VALUE, P_NEED, P_YES, P_NO, P_SHORT, P_NVALUES, P_VALUES = range(9)
+@_jit
+def _any_value(prog: np.ndarray, first: int, nv: int, w: int) -> bool:
+    """Whether ``w`` is one of the ``nv`` values listed from row ``first`` (sorted,
+    and searched by bisection, when there are seven or more)."""
+    if nv < 7:
+        for j in range(nv):
+            if prog[first + j, 0] == w:
+                return True
+        return False
+    lo = first
+    hi = first + nv
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        v = prog[mid, 0]
+        if v == w:
+            return True
+        if v < w:
+            lo = mid + 1
+        else:
+            hi = mid
+    return False
 
 
 @_jit
@@ -55,13 +78,15 @@ def ipfilter_match(data: np.ndarray, off: np.ndarray, length: np.ndarray, mac: n
                    out: np.ndarray) -> int:
     """Classify every packet of ``idx``; ``out[k]`` gets its output port (-1 = drop).
 
-    ``prog`` has one int64 row per step: virtual offset, mask and value (big-endian
-    words), the virtual length the test needs (0 for an empty mask), the yes and no
-    targets (> 0: a step; <= 0: output ``-target``; -(2**31-1): drop), the short
-    flag, and the number of values.  A step with several values succeeds if the
-    masked word equals any of them; they are listed (in column 0) in the rows from
-    the one its last column names, sorted when there are seven or more.  Returns
-    the common port when every packet went to the same one, else -2.
+    ``prog`` has one int64 row per step (see ``FilterProgram.array``): which header
+    the test reads (0 MAC, 1 network, 2 transport), the byte offset from that
+    header's start, how many bytes it reads (1, 2 or 4), the virtual length the
+    test needs (0 for an empty mask), the yes and no targets (> 0: a step; <= 0:
+    output ``-target``; -(2**31-1): drop), the short flag, mask and value (aligned
+    to the bytes read), and the number of values.  A step with several values
+    succeeds if the masked field equals any of them; they are listed (in column 0)
+    in the rows from the one its last column names, sorted when there are seven or
+    more.  Returns the common port when every packet went to the same one, else -2.
     """
     rowlen = data.shape[1]
     common = -3
@@ -90,43 +115,29 @@ def ipfilter_match(data: np.ndarray, off: np.ndarray, length: np.ndarray, mac: n
             if prog[pos, P_NEED] > plen:
                 ok = prog[pos, P_SHORT] != 0
             else:
-                o = prog[pos, P_OFFSET]
-                if o >= OFFSET_TRANSP:
-                    a = t + o - OFFSET_TRANSP
-                elif o >= OFFSET_NET:
-                    a = n + o - OFFSET_NET
+                b = prog[pos, P_BASE]
+                if b == 2:
+                    a = t + prog[pos, P_REL]
+                elif b == 1:
+                    a = n + prog[pos, P_REL]
                 else:
-                    a = m - 2 + o
-                if a >= 0 and a + 4 <= rowlen:
+                    a = m + prog[pos, P_REL]
+                wd = prog[pos, P_WIDTH]
+                if a < 0 or a + wd > rowlen:
+                    w = _read(data, s, a, wd, rowlen)
+                elif wd == 1:
+                    w = np.int64(data[s, a])
+                elif wd == 2:
+                    w = (np.int64(data[s, a]) << 8) | np.int64(data[s, a + 1])
+                else:
                     w = ((np.int64(data[s, a]) << 24) | (np.int64(data[s, a + 1]) << 16)
                          | (np.int64(data[s, a + 2]) << 8) | np.int64(data[s, a + 3]))
-                else:
-                    w = _word(data, s, a, rowlen)
                 w &= prog[pos, P_MASK]
                 nv = prog[pos, P_NVALUES]
                 if nv <= 1:
                     ok = w == prog[pos, P_VALUE]
-                elif nv < 7:
-                    ok = False
-                    v0 = prog[pos, P_VALUES]
-                    for j in range(nv):
-                        if prog[v0 + j, 0] == w:
-                            ok = True
-                            break
                 else:
-                    lo = prog[pos, P_VALUES]
-                    hi = lo + nv
-                    ok = False
-                    while lo < hi:
-                        mid = (lo + hi) >> 1
-                        v = prog[mid, 0]
-                        if v == w:
-                            ok = True
-                            break
-                        if v < w:
-                            lo = mid + 1
-                        else:
-                            hi = mid
+                    ok = _any_value(prog, prog[pos, P_VALUES], nv, w)
             nxt = prog[pos, P_YES] if ok else prog[pos, P_NO]
             if nxt <= 0:
                 port = -1 if nxt == -2147483647 else -nxt
@@ -174,6 +185,6 @@ def warm() -> None:
     z = np.zeros(2, np.int32)
     idx = np.zeros(1, np.int32)
     out = np.zeros(1, np.int64)
-    prog = np.zeros((1, 9), np.int64)
+    prog = np.zeros((1, NCOLS), np.int64)
     ipfilter_match(data, z, z, z - 1, z - 1, z - 1, idx, prog, out)
     hash_switch(data, z, z, idx, 0, 1, 2, out)

@@ -28,19 +28,23 @@ def alloc_fill(free: np.ndarray, nfree: int, n: int, data64: np.ndarray, off: np
     nw = tmpl64.shape[0]
     na = anno64.shape[1]
     for i in range(n):
-        s = free[nfree - 1 - i]
+        # an unsigned slot number spares numba's negative-index fix-ups; the row
+        # views let the copies compile to straight loops
+        s = np.uintp(free[nfree - 1 - i])
         out[i] = s
         off[s] = headroom
         length[s] = tlen
         ts[s] = tstamp
+        arow = anno64[s]
         for k in range(na):
-            anno64[s, k] = 0
+            arow[k] = 0
         mac[s] = -1
         nh[s] = -1
         th[s] = -1
         ptype[s] = 0
+        drow = data64[s, w0:w0 + nw]
         for k in range(nw):
-            data64[s, w0 + k] = tmpl64[k]
+            drow[k] = tmpl64[k]
     return nfree - n
 
 
@@ -59,6 +63,18 @@ def release(free: np.ndarray, nfree: int, idx: np.ndarray) -> int:
     return nfree + idx.shape[0]
 
 
+@_jit
+def release_sum(free: np.ndarray, nfree: int, idx: np.ndarray, length: np.ndarray) -> int:
+    """``release`` and ``sum_lengths`` in one call: returns the packets' total
+    length; the caller raises ``nfree`` by ``len(idx)``."""
+    t = 0
+    for i in range(idx.shape[0]):
+        s = np.uintp(idx[i])
+        free[nfree + i] = s
+        t += length[s]
+    return t
+
+
 def warm() -> None:
     """Compile (or load from cache) every kernel once, e.g. in a zygote."""
     free = np.arange(8, dtype=np.int32)
@@ -69,3 +85,4 @@ def warm() -> None:
                z32.copy(), z32.copy(), z32.copy(), np.zeros(8, np.uint8), out, np.zeros(2, np.uint64), 16, 8, 0)
     sum_lengths(z32, out)
     release(free, 6, out)
+    release_sum(free, 6, out, z32)

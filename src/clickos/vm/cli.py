@@ -293,6 +293,8 @@ def _daemon_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ksm", action="store_true",
                     help="share identical pages across instances (starts the kernel's ksmd while running)")
     ap.add_argument("--ksm-pages-to-scan", type=int, default=2000, help="ksmd's scan rate, pages per 20 ms")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="instances do not hand back the pages they copied from the zygote and left unchanged")
     ap.add_argument("--stop-grace", type=float, default=2.0, help="seconds between SIGTERM and SIGKILL")
     ap.add_argument("--verbose", action="store_true", help="log every API request")
     return ap
@@ -307,7 +309,7 @@ def _config_from(args: argparse.Namespace) -> Any:
                         namespaces=tuple(n for n in args.namespaces.split(",") if n), cgroups=not args.no_cgroups,
                         uid_base=uid_base, control_sockets=not args.no_control_sockets,
                         fault_elements=args.fault_elements, stop_grace=args.stop_grace, ksm=args.ksm,
-                        ksm_pages_to_scan=args.ksm_pages_to_scan)
+                        ksm_pages_to_scan=args.ksm_pages_to_scan, snapshot=not args.no_snapshot)
 
 
 def _read_pid(path: str) -> int | None:

@@ -152,6 +152,7 @@ class DaemonConfig:
     fault_elements: bool = False
     ksm: bool = False                       # let KSM merge identical pages across instances
     ksm_pages_to_scan: int | None = 2000    # ksmd's scan rate while we run (pages per 20 ms)
+    snapshot: bool = True                   # instances hand back pages they copied unchanged (vm/pages.py)
     boot_timeout: float = 10.0
     request_timeout: float = 5.0
     stop_grace: float = 2.0
@@ -323,6 +324,8 @@ class Daemon:
             cmd.append("--fault-elements")
         if self.cfg.ksm:
             cmd.append("--ksm")
+        if not self.cfg.snapshot:
+            cmd.append("--no-snapshot")
         self.zygote = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL)
         theirs.close()
         ours.settimeout(300)

@@ -50,12 +50,17 @@ from clickos.core.errors import ErrorHandler
 from clickos.core.master import Master
 from clickos.core.portspec import PULL, PUSH
 from clickos.core.router import STOP_RUNCOUNT, Router
-from clickos.vm import channel, sandbox
+from clickos.core.task import Timer
+from clickos.vm import channel, pages, sandbox
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_INTERNAL = 70
 POOL_NICE = 10
+# After booting or answering a request, an instance hands back the pages it
+# copied from the zygote and has put back as they were (pages.Snapshot): once,
+# this long after the first of a burst of requests (not on the boot path).
+RESHARE_MS = 30
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
@@ -134,10 +139,12 @@ class ControlServer:
     (``master.add_select``).
     """
 
-    def __init__(self, listener: socket.socket, backend: RouterBackend, master: Master) -> None:
+    def __init__(self, listener: socket.socket, backend: RouterBackend, master: Master,
+                 on_request: Callable[[], None] | None = None) -> None:
         self.listener = listener
         self.backend = backend
         self.master = master
+        self.on_request = on_request
         self.conns: dict[int, tuple[socket.socket, ControlProtocol]] = {}
         master.add_select(listener.fileno(), _READ, self._accept)
 
@@ -169,6 +176,8 @@ class ControlServer:
             if data is not None:
                 proto.receive_data(data)
         proto.process()
+        if self.on_request is not None:
+            self.on_request()
         while proto.has_output and not proto.output_closed:
             try:
                 n = sock.send(proto.peek_output())
@@ -322,6 +331,17 @@ class Instance:
         self.ready_sent = False
         self.times: dict[str, float] = {}
         self.closing = False
+        self._reshare_timer = Timer(self._reshare)
+        self._reshare_timer.master = self.master
+
+    # -- memory -----------------------------------------------------------------------
+    def reshare_soon(self) -> None:
+        """Hand copied-back pages to the zygote's snapshot shortly (pages.Snapshot)."""
+        if pages.current is not None and not self._reshare_timer.scheduled:
+            self._reshare_timer.schedule_after_msec(RESHARE_MS)
+
+    def _reshare(self, _timer: Timer) -> None:
+        pages.reshare()
 
     # -- messages ---------------------------------------------------------------------
     def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -404,7 +424,7 @@ class Instance:
         self.chan.setblocking(False)
         self.master.add_select(self.chan.fileno(), _READ, self._on_channel)
         if self.listener is not None:
-            self.control = ControlServer(self.listener, self.backend, self.master)
+            self.control = ControlServer(self.listener, self.backend, self.master, self.reshare_soon)
         router.activate(errh)
         self.times["activated"] = time.monotonic()
         # One pass of the driver before saying "ready": a source's first packet
@@ -420,6 +440,7 @@ class Instance:
                   [pidfd] if pidfd >= 0 else None)
         if pidfd >= 0:
             os.close(pidfd)
+        self.reshare_soon()
         self.master.driver()
         if not self.closing:
             self.send({"ev": "stopped"})
@@ -482,6 +503,7 @@ class Instance:
                 self.master.remove_select(fd, selectors.EVENT_READ)
                 self._stop()
                 return
+            self.reshare_soon()
             try:
                 reply = self.handle(msg)
             except Exception as e:  # noqa: BLE001 - a bad request must not kill the instance
@@ -552,6 +574,7 @@ def child_main(chan_fd: int, namespaces: list[str], prewarm: int = 0,
     """Entry point in a freshly forked child of the zygote; never returns."""
     rc = EXIT_INTERNAL
     try:
+        pages.attach()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
         sandbox.set_process_name("clickos-vm")
@@ -564,7 +587,8 @@ def child_main(chan_fd: int, namespaces: list[str], prewarm: int = 0,
         chan = socket.socket(fileno=chan_fd)
         if prewarm:
             warm_boot(prewarm, mode="warm")
-            # give back what the warm-up allocated and freed
+            # give back what the warm-up allocated and freed (but keep the pages
+            # it copied: the boot would copy them again)
             gc.collect()
             with contextlib.suppress(Exception):
                 sandbox.libc().malloc_trim(0)
@@ -588,9 +612,12 @@ def child_main(chan_fd: int, namespaces: list[str], prewarm: int = 0,
 
 
 def freeze() -> None:
-    """What the zygote does once warm: collect, then keep the GC off everything
-    that exists (so children do not dirty shared pages by scanning them)."""
+    """What the zygote does once warm: collect, fill the allocator's partly used
+    pools (children's new objects then go to fresh pools, not into holes all
+    over shared pages), then keep the GC off everything that exists (so
+    children do not dirty shared pages by scanning them)."""
     gc.collect()
+    pages.fill_pools()
     gc.freeze()
     with contextlib.suppress(Exception):
         # hand freed heap pages back: fewer pages to map into every child

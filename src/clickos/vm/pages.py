@@ -51,185 +51,56 @@ from typing import Any
 
 import numpy as np
 
-PAGE = mmap.PAGESIZE
-_SHIFT = PAGE.bit_length() - 1
-_CHUNK = 1024                     # pagemap entries read at a time
 _MEMFD_NAME = "clickos-snapshot"
-_PROT = {"r": mmap.PROT_READ, "w": mmap.PROT_WRITE, "x": mmap.PROT_EXEC}
-# Mappings never copied: the stack (grows down), the kernel's, and any that
-# must not be inherited as they are (VmFlags: wipe-on-fork "wf", don't-copy
-# "dc", I/O and PFN maps "io"/"pf", locked "lo").
-_SKIP_NAMES = ("[stack", "[vvar", "[vdso", "[vsyscall", "[uprobes", "/dev/", "/memfd:")
-_SKIP_FLAGS = {"wf", "dc", "io", "pf", "lo", "gd", "ht"}
+_TEXT = 4 << 20                   # room for the text of /proc/self/smaps
+_ROWS = 8192                      # mappings at most
+_HAVE = 1 << 22                   # file pages at most (16 GiB of snapshot)
 
-_native: Any = None
+current: Snapshot | None = None   # the zygote's, inherited by every instance
+_wanted = False
 
 
-def _load_native() -> Any:
-    """Compile (or load from numba's cache) the two native routines."""
-    global _native
-    if _native is not None:
-        return _native
-    import numba as nb
-    from numba import types
+class _Scratch:
+    """Memory the native routines write: text, pagemap entries, mapping table."""
 
-    i64, ip, ic = types.int64, types.intp, types.intc
-    pread = types.ExternalFunction("pread", ip(ic, ip, ip, i64))
-    pwrite = types.ExternalFunction("pwrite", ip(ic, ip, ip, i64))
-    mmap_ = types.ExternalFunction("mmap", ip(ip, ip, ic, ic, ic, i64))
-    madvise = types.ExternalFunction("madvise", ic(ip, ip, ic))
-    memcmp = types.ExternalFunction("memcmp", ic(ip, ip, ip))
-    page, shift, chunk = PAGE, _SHIFT, _CHUNK
-    map_fixed_private = mmap.MAP_PRIVATE | 0x10  # MAP_FIXED
-    dontneed = 4                                  # MADV_DONTNEED
+    def __init__(self, shared: bool) -> None:
+        from clickos.vm import pagesnative as pn
 
-    @nb.njit(cache=True, nogil=True)
-    def write_all(fd, addr, n, off):  # pragma: no cover - native
-        while n > 0:
-            w = pwrite(fd, addr, n, off)
-            if w <= 0:
-                return False
-            addr += w
-            off += w
-            n -= w
-        return True
+        flags = (mmap.MAP_SHARED if shared else mmap.MAP_PRIVATE) | mmap.MAP_ANONYMOUS
+        self.size = _TEXT + pn.CHUNK * 8 + _ROWS * 5 * 8
+        self.map = mmap.mmap(-1, self.size, flags=flags)
+        self.text = np.frombuffer(self.map, np.uint8, _TEXT)
+        self.ents = np.frombuffer(self.map, np.uint64, pn.CHUNK, offset=_TEXT)
+        self.rows = np.frombuffer(self.map, np.int64, _ROWS * 5, offset=_TEXT + pn.CHUNK * 8).reshape(_ROWS, 5)
+        self.addr = self.text.ctypes.data
 
-    @nb.njit(cache=True, nogil=True)
-    def capture(regions, fd, pmfd, scratch, have):  # pragma: no cover - native
-        """Copy each region's pages into ``fd`` at its offset, then map the file
-        privately over it.  ``regions`` rows: start, end, file offset, prot,
-        whole (copy every page, not only those present: file-backed data).
-        ``have[file page]`` is set for each page written to the file (the rest
-        are holes); ``scratch[chunk + r]`` gets 1 for each region converted.
-        Both arrays must lie outside the regions.  Returns how many regions."""
-        buf = scratch.ctypes.data
-        done = 0
-        for r in range(regions.shape[0]):
-            start = regions[r, 0]
-            end = regions[r, 1]
-            off = regions[r, 2]
-            ok = True
-            if regions[r, 4]:
-                ok = write_all(fd, start, end - start, off)
-                have[off >> shift: (off + end - start) >> shift] = 1
-            else:
-                npages = (end - start) >> shift
-                p = 0
-                while p < npages and ok:
-                    k = min(chunk, npages - p)
-                    if pread(pmfd, buf, k * 8, ((start >> shift) + p) * 8) != k * 8:
-                        ok = False
-                        break
-                    i = 0
-                    while i < k:
-                        if (scratch[i] >> np.uint64(62)) == np.uint64(0):  # neither present nor swapped
-                            i += 1
-                            continue
-                        j = i + 1
-                        while j < k and (scratch[j] >> np.uint64(62)) != np.uint64(0):
-                            j += 1
-                        a = start + (p + i) * page
-                        if not write_all(fd, a, (j - i) * page, off + (a - start)):
-                            ok = False
-                            break
-                        f = (off + (a - start)) >> shift
-                        have[f: f + j - i] = 1
-                        i = j
-                    p += k
-            if ok:
-                ok = mmap_(start, end - start, regions[r, 3], map_fixed_private, fd, off) == start
-            scratch[chunk + r] = 1 if ok else 0
-            if ok:
-                done += 1
-        return done
-
-    @nb.njit(cache=True, nogil=True)
-    def reshare(regions, pmfd, view, scratch, have):  # pragma: no cover - native
-        """For each page of ``regions`` (rows: start, end, file offset) that this
-        process has copied and that equals the file's page, drop the copy.
-        ``have`` says which file pages exist (comparing with a hole would fill
-        it).  Returns the number of pages dropped."""
-        buf = scratch.ctypes.data
-        nhave = have.shape[0]
-        dropped = 0
-        for r in range(regions.shape[0]):
-            start = regions[r, 0]
-            end = regions[r, 1]
-            off = regions[r, 2]
-            npages = (end - start) >> shift
-            p = 0
-            while p < npages:
-                k = min(chunk, npages - p)
-                if pread(pmfd, buf, k * 8, ((start >> shift) + p) * 8) != k * 8:
-                    break
-                run = -1
-                for i in range(k + 1):
-                    same = False
-                    # present (bit 63), not swapped (62), anonymous (61 clear): a copy
-                    if i < k and (scratch[i] >> np.uint64(61)) == np.uint64(4):
-                        a = start + (p + i) * page
-                        fo = off + (a - start)
-                        if (fo >> shift) < nhave and have[fo >> shift]:
-                            same = memcmp(a, view + fo, page) == 0
-                    if same:
-                        if run < 0:
-                            run = i
-                    elif run >= 0:
-                        if madvise(start + (p + run) * page, (i - run) * page, dontneed) == 0:
-                            dropped += i - run
-                        run = -1
-                p += k
-        return dropped
-
-    _native = (capture, reshare)
-    return _native
+    def close(self) -> None:
+        del self.text, self.ents, self.rows
+        self.map.close()
 
 
-def _blocked() -> contextlib.AbstractContextManager[Any]:
-    """Block every signal: no C signal handler may write memory during a native pass."""
-
-    @contextlib.contextmanager
-    def cm() -> Any:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            yield
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-    return cm()
-
-
-def _private_writable() -> list[tuple[int, int, int, bool]]:
-    """(start, end, prot, file-backed) of the mappings a snapshot takes."""
-    out = []
-    cur: list[Any] | None = None
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            head = line.split(None, 1)[0]
-            if "-" in head and not head.endswith(":"):
-                parts = line.split(None, 5)
-                name = parts[5].strip() if len(parts) > 5 else ""
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                perms = parts[1]
-                ok = (perms[:2] == "rw" and perms[3] == "p" and not name.startswith(_SKIP_NAMES))
-                prot = sum(_PROT[c] for c in perms[:3] if c in _PROT)
-                cur = [lo, hi, prot, bool(name) and not name.startswith("["), ok]
-                out.append(cur)
-            elif head == "VmFlags:" and cur is not None:
-                if _SKIP_FLAGS.intersection(line.split()[1:]):
-                    cur[4] = False
-    return [(lo, hi, prot, filed) for lo, hi, prot, filed, ok in out if ok]
+@contextlib.contextmanager
+def _signals_blocked() -> Any:
+    """No C signal handler may write memory during a native pass."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class Snapshot:
     """The zygote's writable memory as a sealed, privately mapped file."""
 
-    def __init__(self, view: int, size: int, native: Any, have: np.ndarray) -> None:
-        self.view = view                # read-only shared mapping of the whole file
+    def __init__(self, view: int, size: int, have: mmap.mmap, mappings: int) -> None:
+        self.view = view                  # read-only shared mapping of the whole file
         self.size = size
-        self.have = have                # per file page: 1 if written (else a hole)
-        self._capture, self._reshare = native
-        self._scratch = np.zeros(_CHUNK, np.uint64)
+        self.mappings = mappings
+        self._have_map = have             # per file page: 1 if written (else a hole)
+        self._have = np.frombuffer(have, np.uint8)
+        self._pid = -1
+        self._maps_fd = self._pagemap_fd = -1
+        self._scratch: _Scratch | None = None
         self.pages_dropped = 0
 
     @classmethod
@@ -238,94 +109,113 @@ class Snapshot:
         if not (hasattr(os, "memfd_create") and os.path.exists("/proc/self/pagemap")):
             return None
         try:
-            native = _load_native()
+            from clickos.vm import pagesnative as pn
         except Exception:  # noqa: BLE001 - no numba: no snapshot
             return None
-        # What the native routine writes must not be in the memory it copies:
-        # a shared mapping is never taken.
-        scratch = mmap.mmap(-1, 1 << 20)
+        # Shared (so never taken) scratch and page table; made, and the native
+        # code compiled or loaded, before the mappings are listed.
+        scratch = _Scratch(shared=True)
+        have = mmap.mmap(-1, _HAVE, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        fds: list[int] = []
         try:
-            return cls._take(native, scratch)
-        finally:
-            scratch.close()
-
-    @classmethod
-    def _take(cls, native: Any, scratch: mmap.mmap) -> Snapshot | None:
-        s64 = np.frombuffer(scratch, np.uint64, _CHUNK)
-        done_at = np.frombuffer(scratch, np.uint64, offset=_CHUNK * 8)
-        # compile (or load) the routines before listing the mappings: that allocates
-        empty = np.zeros((0, 5), np.int64)
-        native[0](empty, -1, -1, done_at, np.zeros(0, np.uint8))
-        native[1](np.zeros((0, 3), np.int64), -1, 0, s64, np.zeros(0, np.uint8))
-        fd = pmfd = -1
-        have_map = None
-        try:
-            fd = os.memfd_create(_MEMFD_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-            pmfd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
-            regions = _private_writable()
-            if not regions or len(regions) > len(done_at) - _CHUNK:
-                return None
-            rows = np.zeros((len(regions), 5), np.int64)
-            size = 0
-            for i, (lo, hi, prot, filed) in enumerate(regions):
-                rows[i] = (lo, hi, size, prot, int(filed))
-                size += hi - lo
-            npages = size >> _SHIFT
-            have_map = mmap.mmap(-1, max(npages, 1))
-            have = np.frombuffer(have_map, np.uint8, npages)
-            os.ftruncate(fd, size)
-            with _blocked():
-                done = native[0](rows, fd, pmfd, done_at, have)
-            if done == 0:
+            pn.parse_maps(scratch.text, 0, scratch.rows)
+            pn.take(-1, -1, -1, scratch.text[:0], scratch.ents, scratch.rows[:0], np.zeros(0, np.uint8))
+            pn.reshare(-1, -1, 0, scratch.text[:0], scratch.ents, scratch.rows[:0], np.zeros(0, np.uint8), 0, 0)
+            for path in ("/proc/self/smaps", "/proc/self/pagemap"):
+                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            fds.append(os.memfd_create(_MEMFD_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING))
+            have_arr = np.frombuffer(have, np.uint8)
+            with _signals_blocked():
+                done, size, _nr = pn.take(fds[0], fds[1], fds[2], scratch.text, scratch.ents, scratch.rows,
+                                          have_arr)
+            del have_arr
+            if done <= 0:
+                have.close()
                 return None
             with contextlib.suppress(OSError, AttributeError):
                 import fcntl
 
-                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+                fcntl.fcntl(fds[2], fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
                             | fcntl.F_SEAL_SEAL)
-            view = _map_view(fd, size)
+            view = _map_view(fds[2], size)
             if view is None:
                 return None
-            return cls(view, size, native, have.copy())
+            return cls(view, size, have, done)
+        except OSError:
+            return None
         finally:
-            if fd >= 0:
+            for fd in fds:
                 os.close(fd)
-            if pmfd >= 0:
-                os.close(pmfd)
-            if have_map is not None:
-                del have
-                have_map.close()
+            scratch.close()
 
-    def regions(self) -> np.ndarray:
-        """The mappings of the snapshot file as they are now: rows (start, end, offset)."""
-        rows = []
-        with open("/proc/self/maps") as f:
-            text = f.read()
-        i = text.find(_MEMFD_NAME)
-        while i >= 0:
-            bol = text.rfind("\n", 0, i) + 1
-            parts = text[bol:i].split()
-            if len(parts) >= 3 and parts[1] in ("rw-p", "rwxp"):
-                lo, hi = parts[0].split("-")
-                rows.append((int(lo, 16), int(hi, 16), int(parts[2], 16)))
-            i = text.find(_MEMFD_NAME, i + len(_MEMFD_NAME))
-        return np.array(rows, np.int64).reshape(-1, 3)
+    def attach(self) -> None:
+        """Open this process's ``/proc`` files and scratch memory.  An instance
+        calls this right after the fork, before dropping privileges: ``pagemap``
+        cannot be opened again once the process is not dumpable."""
+        if self._pid == os.getpid():
+            return
+        for fd in (self._maps_fd, self._pagemap_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)     # the parent's: about the parent's memory
+        self._maps_fd = self._pagemap_fd = -1
+        self._pid = os.getpid()
+        try:
+            self._maps_fd = os.open("/proc/self/maps", os.O_RDONLY | os.O_CLOEXEC)
+            self._pagemap_fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        if self._scratch is None:
+            # private: each process writes its own (and drops it after each pass)
+            self._scratch = _Scratch(shared=False)
 
     def reshare(self) -> int:
         """Drop this process's copies of pages that equal the snapshot again;
         returns how many pages were dropped."""
-        try:
-            rows = self.regions()
-            pmfd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+        from clickos.vm import pagesnative as pn
+
+        self.attach()
+        sc = self._scratch
+        if self._pagemap_fd < 0 or sc is None:
             return 0
-        try:
-            with _blocked():
-                n = self._reshare(rows, pmfd, self.view, self._scratch, self.have)
-        finally:
-            os.close(pmfd)
-        self.pages_dropped += n
-        return n
+        with _signals_blocked():
+            n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, sc.text, sc.ents, sc.rows, self._have,
+                           sc.addr, sc.size)
+        if n > 0:
+            self.pages_dropped += n
+        return max(n, 0)
+
+
+def enable() -> None:
+    """In the zygote: take a snapshot at the next :func:`before_fork`."""
+    global _wanted
+    _wanted = True
+
+
+def before_fork() -> None:
+    """In the zygote, right before each fork: the first time, take the snapshot
+    (here, so that it holds the zygote as it is at every fork: the same frames
+    live, the same objects referenced); then, each time, hand back the pages
+    the zygote copied since and has put back as they were, so the child does
+    not inherit (and keep, once the zygote writes them again) copies of them."""
+    global current, _wanted
+    if current is not None:
+        current.reshare()
+    elif _wanted:
+        _wanted = False
+        current = Snapshot.take()
+        if current is not None:
+            current.attach()
+
+
+def attach() -> None:
+    """In a new instance, right after the fork (see :meth:`Snapshot.attach`)."""
+    if current is not None:
+        current.attach()
+
+
+def reshare() -> int:
+    return current.reshare() if current is not None else 0
 
 
 def _map_view(fd: int, size: int) -> int | None:

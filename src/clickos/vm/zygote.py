@@ -61,45 +61,93 @@ class Zygote:
         os.set_blocking(self.wake_w, False)
 
     def run(self) -> int:
-        from clickos.vm import channel
+        self.setup_signals()
+        while self.step():
+            pass
+        return 0
 
+    def setup_signals(self) -> None:
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda s, f: None)
         signal.signal(signal.SIGTERM, lambda s, f: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.reap()
-        while True:
+
+    def step(self) -> bool:
+        """Wait for, and handle, what comes next; False once told to quit."""
+        from clickos.vm import channel
+
+        try:
+            ready, _, _ = select.select([self.sock, self.wake_r], [], [])
+        except InterruptedError:
+            return True
+        if self.wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self.wake_r, 256):
+                    pass
+            self.reap()
+        if self.sock in ready:
             try:
-                ready, _, _ = select.select([self.sock, self.wake_r], [], [])
-            except InterruptedError:
-                continue
-            if self.wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(self.wake_r, 256):
-                        pass
-                self.reap()
-            if self.sock in ready:
-                try:
-                    msg, fds = channel.recv(self.sock, nonblock=True)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    msg, fds = None, []
-                if msg is None or msg.get("op") == "quit":
-                    self.shutdown()
-                    return 0
-                if msg.get("op") == "fork" and fds:
-                    self.fork(msg, fds)
-                else:
-                    for fd in fds:
-                        os.close(fd)
+                msg, fds = channel.recv(self.sock, nonblock=True)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                msg, fds = None, []
+            if msg is None or msg.get("op") == "quit":
+                self.shutdown()
+                return False
+            if msg.get("op") == "fork" and fds:
+                self.fork(msg, fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
+        return True
+
+    def practice(self, rounds: int, snapshot: bool) -> None:
+        """Go through the loop as for real ``rounds`` times, with fork requests
+        whose children exit at once, so that the loop's own code is warm (and
+        its bytecode specialised) before the snapshot, which the last round
+        takes (:func:`clickos.vm.pages.before_fork`): in the same state as
+        every later fork, the zygote then copies few pages between forks."""
+        from clickos.vm import channel, pages
+
+        real = self.sock
+        ours, self.sock = channel.pair()
+        try:
+            for i in range(rounds):
+                if snapshot and i == rounds - 1:
+                    pages.enable()
+                theirs, child_end = channel.pair()
+                channel.send(ours, {"op": "fork", "id": -1 - i, "prewarm": 0, "practice": True},
+                             [child_end.fileno()])
+                child_end.close()
+                waiting = {"forked", "exit"}
+                deadline = time.monotonic() + 10
+                while waiting and time.monotonic() < deadline:
+                    self.step()
+                    with contextlib.suppress(BlockingIOError, InterruptedError):
+                        while True:
+                            msg, fds = channel.recv(ours, nonblock=True)
+                            for fd in fds:
+                                os.close(fd)
+                            if msg is None:
+                                break
+                            waiting.discard(msg.get("op"))
+                theirs.close()
+        finally:
+            self.sock.close()
+            ours.close()
+            self.sock = real
 
     def fork(self, msg: dict, fds: list[int]) -> None:
-        from clickos.vm import channel, instance
+        from clickos.vm import channel, instance, pages
 
         chan_fd = fds[0]
+        pages.before_fork()
         pid = os.fork()
         if pid == 0:
+            if msg.get("practice"):
+                os._exit(0)
             try:
                 signal.set_wakeup_fd(-1)
                 self.sock.close()
@@ -148,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fd", type=int, required=True, help="socket to the daemon")
     ap.add_argument("--namespaces", default="net,uts,ipc,mnt")
     ap.add_argument("--warm-rounds", type=int, default=30)
+    ap.add_argument("--practice-forks", type=int, default=20,
+                    help="forks practised (children that exit at once) before serving the daemon")
     ap.add_argument("--fault-elements", action="store_true", help="register the Fault* test elements")
     ap.add_argument("--ksm", action="store_true", help="mark memory mergeable (kernel same-page merging)")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="keep memory anonymous (no shared snapshot file, no handing back of copied pages)")
     args = ap.parse_args(argv)
-    from clickos.vm import channel, sandbox
+    from clickos.vm import channel, pages, sandbox
 
     sandbox.disable_thp()
     if args.ksm:
@@ -162,14 +214,20 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
     sandbox.set_process_name("clickos-zygote")
     sock = socket.socket(fileno=args.fd)
-    seconds = warm(args.warm_rounds, args.fault_elements)
+    t0 = time.monotonic()
+    warm(args.warm_rounds, args.fault_elements)
     from clickos.vm import instance
 
     namespaces = [n for n in args.namespaces.split(",") if n]
     zyg = Zygote(sock, namespaces)
     instance.freeze()
-    channel.send(sock, {"op": "hello", "pid": os.getpid(), "warm_seconds": seconds})
-    return zyg.run()
+    zyg.setup_signals()
+    zyg.practice(max(1, args.practice_forks), snapshot=not args.no_snapshot)
+    channel.send(sock, {"op": "hello", "pid": os.getpid(), "warm_seconds": time.monotonic() - t0,
+                        "snapshot": pages.current is not None})
+    while zyg.step():
+        pass
+    return 0
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ class RxBackend:
     finite = False        # reaches an end (then ``exhausted`` becomes true)
     stop = True           # stop the router at the end (see module docstring)
     burst: int | None = None
+    # total bytes of the batch ``recv`` last returned, when it knows them (else -1)
+    last_bytes = -1
 
     def __init__(self) -> None:
         self.exhausted = False
@@ -138,7 +140,10 @@ class SinkTx(TxBackend):
         self.description = description
 
     def open(self, element: Element) -> None:
+        from clickos.packet import kernels
+
         self._pool = element.router.pool
+        self._release_sum = kernels.release_sum
 
     def send(self, batch: PacketBatch) -> None:
         pool = self._pool
@@ -146,6 +151,14 @@ class SinkTx(TxBackend):
         top = pool.nfree
         pool.free[top: top + len(idx)] = idx
         pool.nfree = top + len(idx)
+
+    def send_sum(self, batch: PacketBatch) -> int:
+        """``send``, returning the packets' total length (one kernel call for both)."""
+        pool = self._pool
+        idx = batch.idx
+        nbytes = self._release_sum(pool.free, pool.nfree, idx, pool.length)
+        pool.nfree += idx.shape[0]
+        return nbytes
 
 
 def _packet_type(dst_mac: bytes) -> int:
@@ -351,9 +364,10 @@ class GenRx(RxBackend):
             self._data = pool.data
             self._data64, self._anno64 = pool.data.view(np.uint64), pool.anno.view(np.uint64)
         out = np.empty(n, np.int32)
-        pool.nfree = gen_fill(pool.free, pool.nfree, n, self._data64, pool.off, pool.length, pool.ts,
-                              self._anno64, pool.mac, pool.nh, pool.th, pool.ptype, out, self.tmpl64,
-                              self.tlen, self.tptype, self._next, pool.headroom, self.clock.now())
+        self.last_bytes = gen_fill(pool.free, pool.nfree, n, self._data64, pool.off, pool.length, pool.ts,
+                                   self._anno64, pool.mac, pool.nh, pool.th, pool.ptype, out, self.tmpl64,
+                                   self.tlen, self.tptype, self._next, pool.headroom, self.clock.now())
+        pool.nfree -= n
         self._next = (self._next + n) % len(self.tlen)
         self.sent += n
         if count >= 0 and self.sent >= count:

@@ -174,7 +174,9 @@ class FromDevice(Element):
         if batch is not None:
             st = self.stats
             n = len(batch)
-            nbytes = self._sum_lengths(batch.pool.length, batch.idx)
+            nbytes = backend.last_bytes
+            if nbytes < 0:
+                nbytes = self._sum_lengths(batch.pool.length, batch.idx)
             if st.count <= self._warmup and st.count + n > self._warmup:
                 st.t_first = self._clock.now_steady()
                 st.base_count, st.base_bytes = st.count, st.bytes
@@ -300,6 +302,8 @@ class ToDevice(Element):
     def initialize(self, errh: ErrorHandler) -> None:
         self.backend.open(self)
         self._send = self.backend.send
+        # a backend that sends and sums lengths in one step (the sink)
+        self._send_sum = getattr(self.backend, "send_sum", None)
         self._clock = self.router.master.clock
         self._sum_lengths = kernels.sum_lengths
         if self.task is not None:
@@ -313,7 +317,11 @@ class ToDevice(Element):
         st = self.stats
         now = self._clock.now_steady()
         n = len(batch)
-        nbytes = self._sum_lengths(batch.pool.length, batch.idx)
+        send_sum = self._send_sum
+        if send_sum is not None:
+            nbytes = send_sum(batch)
+        else:
+            nbytes = self._sum_lengths(batch.pool.length, batch.idx)
         if not st.count:
             st.t_first = now
             st.base_count = n
@@ -321,7 +329,8 @@ class ToDevice(Element):
         st.t_last = now
         st.count += n
         st.bytes += nbytes
-        self._send(batch)
+        if send_sum is None:
+            self._send(batch)
 
     def run_task(self) -> bool:
         batch = self.inputs[0].pull(self.burst)

@@ -194,28 +194,35 @@ def gen_fill(free: np.ndarray, nfree: int, n: int, data64: np.ndarray, off: np.n
              th: np.ndarray, ptype: np.ndarray, out: np.ndarray, tmpl64: np.ndarray, tlen: np.ndarray,
              tptype: np.ndarray, start: int, headroom: int, tstamp: int) -> int:
     """Pop ``n`` slots and copy templates ``start, start+1, ...`` (cyclically) into
-    them, with a fresh header; returns the new ``nfree``.  ``headroom`` must be a
-    multiple of 8."""
+    them, with a fresh header; returns their total length in bytes (the caller
+    lowers ``nfree`` by ``n``).  ``headroom`` must be a multiple of 8."""
     w0 = headroom >> 3
     nt = tmpl64.shape[0]
     nw = tmpl64.shape[1]
     na = anno64.shape[1]
     k = start
+    total = 0
     for i in range(n):
-        s = free[nfree - 1 - i]
+        # an unsigned slot number spares numba's negative-index fix-ups; the row
+        # views let the copies compile to straight loops
+        s = np.uintp(free[nfree - 1 - i])
         out[i] = s
         off[s] = headroom
         length[s] = tlen[k]
+        total += tlen[k]
         ts[s] = tstamp
+        arow = anno64[s]
         for a in range(na):
-            anno64[s, a] = 0
+            arow[a] = 0
         mac[s] = headroom
         nh[s] = -1
         th[s] = -1
         ptype[s] = tptype[k]
+        drow = data64[s, w0:w0 + nw]
+        trow = tmpl64[k]
         for w in range(nw):
-            data64[s, w0 + w] = tmpl64[k, w]
+            drow[w] = trow[w]
         k += 1
         if k == nt:
             k = 0
-    return nfree - n
+    return total

@@ -959,12 +959,19 @@ class Step:
 Fact = tuple[int, int, int, bool, bool, bool]  # offset, mask, value, short, outcome, proven
 
 
+
+_MAX_NEGATIVE_FACTS = 24
+
+
 class _Facts:
-    """What is known on one group of paths: test outcomes and a guaranteed length."""
+    """What is known on one group of paths: test outcomes (oldest first) and a
+    guaranteed packet length.  Only the most recent failed tests are remembered,
+    which keeps large configurations quick to compile; passed tests (protocols,
+    fragment checks...) are all kept."""
 
     __slots__ = ("facts", "known")
 
-    def __init__(self, facts: frozenset[Fact], known: int) -> None:
+    def __init__(self, facts: tuple[Fact, ...], known: int) -> None:
         self.facts = facts
         self.known = known
 
@@ -972,14 +979,25 @@ class _Facts:
         # the branch proves the bytes were there unless a short packet could take it too
         proven = s.need() <= self.known or outcome != s.short
         known = max(self.known, s.need()) if proven else self.known
-        return _Facts(self.facts | {(s.offset, s.mask, s.value, s.short, outcome, proven)}, known)
+        fact = (s.offset, s.mask, s.value, s.short, outcome, proven)
+        facts = self.facts
+        if fact in facts:
+            return _Facts(facts, known)
+        if not outcome and sum(1 for f in facts if not f[4]) >= _MAX_NEGATIVE_FACTS:
+            drop = next(i for i, f in enumerate(facts) if not f[4])
+            facts = facts[:drop] + facts[drop + 1:]
+        return _Facts(facts + (fact,), known)
+
+    def common(self, other: _Facts) -> _Facts:
+        theirs = set(other.facts)
+        return _Facts(tuple(f for f in self.facts if f in theirs), min(self.known, other.known))
 
     def decide(self, s: Step) -> bool | None:
         """The outcome of ``s`` if these facts settle it."""
         if not s.mask:
             return True
         sneed = s.need()
-        for off, mask, val, short, outcome, proven in self.facts:
+        for off, mask, val, short, outcome, proven in reversed(self.facts):
             if off != s.offset:
                 continue
             if (mask, val, short) == (s.mask, s.value, s.short):
@@ -1017,20 +1035,17 @@ def _implied(mask: int, val: int, outcome: bool, s: Step) -> bool | None:
 
 
 _MAX_ALTERNATIVES = 4
-_MAX_FOLLOW = 256
+_MAX_FOLLOW = 32
 
 
 def _merge_alternatives(alts: list[_Facts]) -> list[_Facts]:
     if len(alts) <= _MAX_ALTERNATIVES:
         return alts
     keep = alts[: _MAX_ALTERNATIVES - 1]
-    rest = alts[_MAX_ALTERNATIVES - 1:]
-    facts = rest[0].facts
-    known = rest[0].known
-    for a in rest[1:]:
-        facts = facts & a.facts
-        known = min(known, a.known)
-    return keep + [_Facts(facts, known)]
+    merged = alts[_MAX_ALTERNATIVES - 1]
+    for a in alts[_MAX_ALTERNATIVES:]:
+        merged = merged.common(a)
+    return keep + [merged]
 
 
 @dataclass
@@ -1077,24 +1092,39 @@ class FilterProgram:
     def array(self) -> np.ndarray:
         """The program as the kernel's int64 table (see
         :func:`clickos.packet.filterkernels.ipfilter_match`): one row per step, then
-        the extra values of multi-value steps.  A program without steps becomes one
+        the extra values of multi-value steps.  Each test reads only the bytes its
+        mask covers (one, two or all four).  A program without steps becomes one
         empty-mask step leading to its output."""
         if not self.steps:
             e = self.output_everything
             j = J_DROP if e == DROP_OUTPUT or e < 0 else -e
-            return np.array([[0, 0, 0, 0, j, j, 0, 1, 0]], np.int64)
+            return np.array([[1, 0, 1, 0, j, j, 0, 0, 0, 1, 0]], np.int64)
         rows = []
         extra: list[int] = []
         n = len(self.steps)
         for st in self.steps:
-            vals = st.values()
+            o, m = st.offset, st.mask
+            lanes = [b for b in range(4) if (m >> (24 - 8 * b)) & 0xFF]
+            lo, hi = (lanes[0], lanes[-1]) if lanes else (0, 0)
+            width = 1 if hi == lo else (2 if hi == lo + 1 else 4)
+            if width == 4:
+                lo = 0
+            shift = 8 * (4 - lo - width)
+            fmask = (1 << (8 * width)) - 1
+            if o >= OFFSET_TRANSP:
+                base, rel = 2, o - OFFSET_TRANSP
+            elif o >= OFFSET_NET:
+                base, rel = 1, o - OFFSET_NET
+            else:
+                base, rel = 0, o - 2
+            vals = [(v >> shift) & fmask for v in st.values()]
             start = n + len(extra)
             if len(vals) > 1:
                 extra.extend(vals)
-            rows.append([st.offset, st.mask, st.value, st.need(), st.yes, st.no, int(st.short),
-                         len(vals), start if len(vals) > 1 else 0])
+            rows.append([base, rel + lo, width, st.need(), st.yes, st.no, int(st.short),
+                         (m >> shift) & fmask, vals[0], len(vals), start if len(vals) > 1 else 0])
         for v in extra:
-            rows.append([v, 0, 0, 0, 0, 0, 0, 0, 0])
+            rows.append([v] + [0] * 10)
         return np.array(rows, np.int64)
 
     def used_outputs(self, noutputs: int) -> list[bool]:
@@ -1469,7 +1499,7 @@ def _optimize(steps: list[Step], entry: int, combine: bool = True) -> FilterProg
 
     incoming: dict[int, list[_Facts]] = {}
     if entry > 0:
-        incoming[entry] = [_Facts(frozenset(), 0)]
+        incoming[entry] = [_Facts((), 0)]
     for s in order:
         alts = incoming.get(s)
         if alts is None:

@@ -85,23 +85,16 @@ class Program:
     safe_length: int = 0
 
     # -- running ---------------------------------------------------------------------
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The program as arrays for the kernel: offset, mask, value, yes, no, short."""
+    def arrays(self) -> np.ndarray:
+        """The program as one int64 array for the kernel, a row per test:
+        offset, required length (the test is "short" below it), mask and value as
+        big-endian 32-bit words, yes, no, short."""
         n = max(len(self.insns), 1)
-        off = np.zeros(n, np.int32)
-        mask = np.zeros((n, 4), np.uint8)
-        val = np.zeros((n, 4), np.uint8)
-        yes = np.zeros(n, np.int32)
-        no = np.zeros(n, np.int32)
-        short = np.zeros(n, np.uint8)
+        code = np.zeros((n, 7), np.int64)
         for i, ins in enumerate(self.insns):
-            off[i] = ins.offset
-            mask[i] = ins.mask
-            val[i] = ins.value
-            yes[i] = ins.yes
-            no[i] = ins.no
-            short[i] = ins.short
-        return off, mask, val, yes, no, short
+            code[i] = (ins.offset, ins.required_length(), int.from_bytes(bytes(ins.mask), "big"),
+                       int.from_bytes(bytes(ins.value), "big"), ins.yes, ins.no, int(ins.short))
+        return code
 
     def match_bytes(self, data: bytes) -> int:
         """The output for one packet given as bytes (a slow reference path)."""
@@ -507,39 +500,48 @@ def _get_kernel():  # noqa: ANN202
         import numba as nb
 
         @nb.njit(cache=True, nogil=True, boundscheck=False)
-        def classify(data, off, length, idx, ioff, imask, ival, iyes, ino, ishort, align, out):  # noqa: ANN001, ANN202
+        def classify(data, off, length, idx, code, align, out):  # noqa: ANN001, ANN202
+            """Write each packet's output into ``out``; return that output if all
+            packets share it, else -1."""
+            width = data.shape[1]
+            common = -1
             for k in range(idx.shape[0]):
-                s = idx[k]
+                s = np.uintp(idx[k])  # unsigned: no negative-index fix-ups
                 base = off[s] - align
                 plen = length[s] + align
                 pos = 0
                 while True:
-                    o = ioff[pos]
-                    short = False
-                    for b in range(4):
-                        if imask[pos, b] != 0 and o + b >= plen:
-                            short = True
-                            break
-                    if short:
-                        ok = ishort[pos] != 0
+                    o = code[pos, 0]
+                    if code[pos, 1] > plen:
+                        ok = code[pos, 6] != 0
                     else:
-                        ok = True
-                        for b in range(4):
-                            m = imask[pos, b]
-                            if m != 0 and (data[s, base + o + b] & m) != ival[pos, b]:
-                                ok = False
-                                break
-                    pos = iyes[pos] if ok else ino[pos]
+                        at = base + o
+                        if at >= 0 and at + 4 <= width:
+                            w = ((np.int64(data[s, at]) << 24) | (np.int64(data[s, at + 1]) << 16)
+                                 | (np.int64(data[s, at + 2]) << 8) | np.int64(data[s, at + 3]))
+                        else:  # near the slot's edge: only the bytes the mask needs
+                            w = 0
+                            m = code[pos, 2]
+                            for b in range(4):
+                                if (m >> (24 - 8 * b)) & 0xFF:
+                                    w |= np.int64(data[s, at + b]) << (24 - 8 * b)
+                        ok = (w & code[pos, 2]) == code[pos, 3]
+                    pos = code[pos, 4] if ok else code[pos, 5]
                     if pos <= 0:
-                        out[k] = -pos
                         break
-            return out
+                port = -pos
+                out[k] = port
+                if k == 0:
+                    common = port
+                elif port != common:
+                    common = -1
+            return common
 
         _kernel = classify
     return _kernel
 
 
-def run_program(prog: Program, batch: PacketBatch, arrays: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
+def run_program(prog: Program, batch: PacketBatch, arrays: np.ndarray | None = None) -> np.ndarray:
     """The output port of every packet of ``batch`` (DROP_PORT = drop)."""
     n = len(batch)
     if prog.output_everything >= 0:
@@ -548,7 +550,8 @@ def run_program(prog: Program, batch: PacketBatch, arrays: tuple[np.ndarray, ...
         arrays = prog.arrays()
     pool = batch.pool
     out = np.empty(n, np.int64)
-    return _get_kernel()(pool.data, pool.off, pool.length, batch.idx, *arrays, prog.align_offset, out)
+    _get_kernel()(pool.data, pool.off, pool.length, batch.idx, arrays, prog.align_offset, out)
+    return out
 
 
 # -- the element ----------------------------------------------------------------------------
@@ -585,7 +588,8 @@ class Classifier(Element):
     def __init__(self) -> None:
         super().__init__()
         self.prog = Program()
-        self._arrays: tuple[np.ndarray, ...] | None = None
+        self._arrays: np.ndarray | None = None
+        self._out = np.empty(0, np.int64)
 
     def align_offset(self) -> int:
         """Where the packet data sits relative to a 4-byte boundary (from AlignmentInfo)."""
@@ -616,8 +620,7 @@ class Classifier(Element):
 
     def initialize(self, errh: ErrorHandler) -> None:
         self._split_ok = compute_split_ok(self)
-        if self.prog.output_everything < 0:
-            _get_kernel()
+        self._kernel = _get_kernel()
 
     def add_handlers(self) -> None:
         self.add_read_handler("program", self.prog_text, CALM)
@@ -626,8 +629,24 @@ class Classifier(Element):
         return self.prog.unparse()
 
     def push(self, port: int, batch: PacketBatch) -> None:
-        everything = self.prog.output_everything
+        prog = self.prog
+        everything = prog.output_everything
         if everything >= 0:
             self.checked_output_push(everything, batch)
             return
-        push_ports(self, batch, run_program(self.prog, batch, self._arrays))
+        idx = batch.idx
+        n = idx.shape[0]
+        out = self._out
+        if out.shape[0] < n:
+            out = self._out = np.empty(max(n, 256), np.int64)
+        pool = batch.pool
+        common = self._kernel(pool.data, pool.off, pool.length, idx, self._arrays, prog.align_offset, out)
+        if common >= 0:
+            outs = self.outputs
+            if common < len(outs):
+                outs[common].push(batch)
+            else:
+                batch.kill()
+            return
+        # mixed outputs: a private copy, since pushing downstream may re-enter this element
+        push_ports(self, batch, out[:n].copy())
