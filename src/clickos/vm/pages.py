@@ -57,7 +57,6 @@ _ROWS = 8192                      # mappings at most
 _HAVE = 1 << 22                   # file pages at most (16 GiB of snapshot)
 
 current: Snapshot | None = None   # the zygote's, inherited by every instance
-_wanted = False
 
 
 class _Scratch:
@@ -79,74 +78,34 @@ class _Scratch:
         self.map.close()
 
 
-@contextlib.contextmanager
-def _signals_blocked() -> Any:
-    """No C signal handler may write memory during a native pass."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+class Capture:
+    """What taking a snapshot needs, made beforehand (see :func:`prepare`):
+    ``/proc/self/smaps`` and ``pagemap``, the file, and scratch memory that is
+    shared (so never taken).  The native code closes the descriptors."""
+
+    def __init__(self, smaps_fd: int, pagemap_fd: int, memfd: int) -> None:
+        self.smaps_fd, self.pagemap_fd, self.memfd = smaps_fd, pagemap_fd, memfd
+        self.scratch = _Scratch(shared=True)
+
+    def release(self) -> None:
+        """After the capture (in every process): unmap the scratch."""
+        self.scratch.close()
 
 
 class Snapshot:
-    """The zygote's writable memory as a sealed, privately mapped file."""
+    """The zygote's writable memory as a privately mapped file (see the module
+    docstring).  Made by :func:`prepare` before the memory is taken, so that
+    the processes that continue from the moment it is taken have it."""
 
-    def __init__(self, view: int, size: int, have: mmap.mmap, mappings: int) -> None:
-        self.view = view                  # read-only shared mapping of the whole file
-        self.size = size
-        self.mappings = mappings
+    def __init__(self, view: int, view_size: int, have: mmap.mmap) -> None:
+        self.view = view                  # the whole file, read-only, shared
+        self.view_size = view_size
         self._have_map = have             # per file page: 1 if written (else a hole)
-        self._have = np.frombuffer(have, np.uint8)
+        self.have = np.frombuffer(have, np.uint8)
         self._pid = -1
         self._maps_fd = self._pagemap_fd = -1
         self._scratch: _Scratch | None = None
         self.pages_dropped = 0
-
-    @classmethod
-    def take(cls) -> Snapshot | None:
-        """Snapshot this process's writable private memory; None if not possible."""
-        if not (hasattr(os, "memfd_create") and os.path.exists("/proc/self/pagemap")):
-            return None
-        try:
-            from clickos.vm import pagesnative as pn
-        except Exception:  # noqa: BLE001 - no numba: no snapshot
-            return None
-        # Shared (so never taken) scratch and page table; made, and the native
-        # code compiled or loaded, before the mappings are listed.
-        scratch = _Scratch(shared=True)
-        have = mmap.mmap(-1, _HAVE, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
-        fds: list[int] = []
-        try:
-            pn.parse_maps(scratch.text, 0, scratch.rows)
-            pn.take(-1, -1, -1, scratch.text[:0], scratch.ents, scratch.rows[:0], np.zeros(0, np.uint8))
-            pn.reshare(-1, -1, 0, scratch.text[:0], scratch.ents, scratch.rows[:0], np.zeros(0, np.uint8), 0, 0)
-            for path in ("/proc/self/smaps", "/proc/self/pagemap"):
-                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
-            fds.append(os.memfd_create(_MEMFD_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING))
-            have_arr = np.frombuffer(have, np.uint8)
-            with _signals_blocked():
-                done, size, _nr = pn.take(fds[0], fds[1], fds[2], scratch.text, scratch.ents, scratch.rows,
-                                          have_arr)
-            del have_arr
-            if done <= 0:
-                have.close()
-                return None
-            with contextlib.suppress(OSError, AttributeError):
-                import fcntl
-
-                fcntl.fcntl(fds[2], fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
-                            | fcntl.F_SEAL_SEAL)
-            view = _map_view(fds[2], size)
-            if view is None:
-                return None
-            return cls(view, size, have, done)
-        except OSError:
-            return None
-        finally:
-            for fd in fds:
-                os.close(fd)
-            scratch.close()
 
     def attach(self) -> None:
         """Open this process's ``/proc`` files and scratch memory.  An instance
@@ -179,33 +138,108 @@ class Snapshot:
         if self._pagemap_fd < 0 or sc is None:
             return 0
         with _signals_blocked():
-            n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, sc.text, sc.ents, sc.rows, self._have,
+            n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, sc.text, sc.ents, sc.rows, self.have,
                            sc.addr, sc.size)
         if n > 0:
             self.pages_dropped += n
         return max(n, 0)
 
 
-def enable() -> None:
-    """In the zygote: take a snapshot at the next :func:`before_fork`."""
-    global _wanted
-    _wanted = True
+def _map_view(fd: int, size: int) -> int:
+    """mmap(fd) read-only and shared, ``size`` bytes (more than the file has yet)."""
+    from clickos.vm import sandbox
+
+    mm = sandbox.libc().mmap
+    mm.restype = ctypes.c_void_p
+    mm.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    addr = mm(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if addr is None or addr == ctypes.c_void_p(-1).value:
+        raise OSError(ctypes.get_errno(), "mmap")
+    return int(addr)
 
 
-def before_fork() -> None:
-    """In the zygote, right before each fork: the first time, take the snapshot
-    (here, so that it holds the zygote as it is at every fork: the same frames
-    live, the same objects referenced); then, each time, hand back the pages
-    the zygote copied since and has put back as they were, so the child does
-    not inherit (and keep, once the zygote writes them again) copies of them."""
-    global current, _wanted
-    if current is not None:
-        current.reshare()
-    elif _wanted:
-        _wanted = False
-        current = Snapshot.take()
-        if current is not None:
-            current.attach()
+@contextlib.contextmanager
+def _signals_blocked() -> Any:
+    """No C signal handler may write memory during a native pass."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+_ALL_SIGNALS = signal.valid_signals()
+
+
+def prepare() -> tuple[Snapshot, Capture] | None:
+    """Everything a snapshot needs, before taking it; None if not possible here.
+
+    The snapshot itself is taken by native code: :func:`take` here, or the
+    zygote's fork server (``pagesnative.serve``)."""
+    if not (hasattr(os, "memfd_create") and os.path.exists("/proc/self/pagemap")):
+        return None
+    try:
+        from clickos.vm import pagesnative as pn
+    except Exception:  # noqa: BLE001 - no numba: no snapshot
+        return None
+    fds: list[int] = []
+    try:
+        # compile (or load from the cache) the native code now: it allocates
+        sc = _Scratch(shared=True)
+        try:
+            pn.parse_maps(sc.text, 0, sc.rows)
+            pn.take(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), 0)
+            pn.reshare(-1, -1, 0, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), 0, 0)
+        finally:
+            sc.close()
+        # room for the file: twice what is writable and private now
+        writable = 0
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(None, 2)
+                if parts[1][:2] == "rw" and parts[1][3] == "p":
+                    lo, hi = parts[0].split("-")
+                    writable += int(hi, 16) - int(lo, 16)
+        size = min(2 * writable + (256 << 20), _HAVE * mmap.PAGESIZE)
+        memfd = os.memfd_create(_MEMFD_NAME, os.MFD_CLOEXEC)
+        fds.append(memfd)
+        # the view through a read-only descriptor: no process can make it writable
+        ro = os.open(f"/proc/self/fd/{memfd}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            view = _map_view(ro, size)
+        finally:
+            os.close(ro)
+        have = mmap.mmap(-1, _HAVE, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        fds.append(os.open("/proc/self/smaps", os.O_RDONLY | os.O_CLOEXEC))
+        fds.append(os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC))
+        cap = Capture(fds[1], fds[2], memfd)
+        return Snapshot(view, size, have), cap
+    except (OSError, ValueError):
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return None
+
+
+def take() -> Snapshot | None:
+    """Take a snapshot of this process here and now (the zygote's fork server
+    takes its own); None if not possible."""
+    prep = prepare()
+    if prep is None:
+        return None
+    snap, cap = prep
+    from clickos.vm import pagesnative as pn
+
+    sc = cap.scratch
+    try:
+        with _signals_blocked():
+            done, _size, _nr = pn.take(cap.smaps_fd, cap.pagemap_fd, cap.memfd, sc.text, sc.ents, sc.rows,
+                                       snap.have, snap.view_size)
+    finally:
+        for fd in (cap.smaps_fd, cap.pagemap_fd, cap.memfd):
+            os.close(fd)
+        cap.release()
+    return snap if done > 0 else None
 
 
 def attach() -> None:
@@ -215,19 +249,8 @@ def attach() -> None:
 
 
 def reshare() -> int:
+    """Hand back this process's unchanged copies (see :meth:`Snapshot.reshare`)."""
     return current.reshare() if current is not None else 0
-
-
-def _map_view(fd: int, size: int) -> int | None:
-    from clickos.vm import sandbox
-
-    libc = sandbox.libc()
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-    if addr is None or addr == ctypes.c_void_p(-1).value:
-        return None
-    return int(addr)
 
 
 # -- pools ------------------------------------------------------------------------------------

@@ -171,14 +171,15 @@ def _write_all(fd, addr, n, off):  # pragma: no cover - native
 
 
 @nb.njit(cache=True, nogil=True)
-def take(smaps_fd, pmfd, memfd, text, ents, rows, have):  # pragma: no cover - native
+def take(smaps_fd, pmfd, memfd, text, ents, rows, have, limit):  # pragma: no cover - native
     """Snapshot every private writable mapping into ``memfd`` and map it there.
 
     Reads ``/proc/self/smaps`` (``smaps_fd``), gives each mapping taken a
     place in the file (``rows[:, 2]``, kind ``K_TAKEN``), copies its pages (all
     of a file-backed one, the present ones of an anonymous one; ``have`` marks
     the file pages written) and maps the file privately over it.  Returns
-    (mappings converted, file size, rows), or (-1, 0, 0)."""
+    (mappings converted, file size, rows), or (-1, 0, 0) with nothing
+    changed (also when the file would be larger than ``limit``)."""
     n = read_text(smaps_fd, text)
     if n < 0:
         return -1, 0, 0
@@ -191,7 +192,7 @@ def take(smaps_fd, pmfd, memfd, text, ents, rows, have):  # pragma: no cover - n
             rows[r, 4] |= K_TAKEN
             rows[r, 2] = size
             size += rows[r, 1] - rows[r, 0]
-    if size == 0 or (size >> SHIFT) > have.shape[0] or _ftruncate(memfd, size) != 0:
+    if size == 0 or size > limit or (size >> SHIFT) > have.shape[0] or _ftruncate(memfd, size) != 0:
         return -1, 0, 0
     buf = ents.ctypes.data
     done = 0
@@ -324,9 +325,10 @@ SERVE_FORK_FAILED = 4
 # layout of the server's scratch memory (bytes)
 _MSGHDR, _IOV, _CMSG, _POLL, _STATUS = 0, 64, 128, 256, 320
 _SET_ALL, _SET_OLD, _SET_CHLD = 384, 512, 640
-_REPLY, _SIGINFO, _PIDS, _MSG = 768, 1024, 2048, 1 << 16
+_REPLY, _SIGINFO, PIDS, _MSG = 768, 1024, 2048, 1 << 16
+MSG = _MSG
 MSG_CAP = 1 << 16
-PIDS_CAP = (_MSG - _PIDS) // 4
+PIDS_CAP = (_MSG - PIDS) // 4
 SERVE_SCRATCH = _MSG + MSG_CAP
 _FORK = tuple(b'{"op":"fork"')
 _QUIT = tuple(b'{"op":"quit"')
@@ -374,7 +376,7 @@ def _send_exit(sock, b, pid, status):  # pragma: no cover - native
 @nb.njit(cache=True, nogil=False)
 def _reap(sock, b, d, npids):  # pragma: no cover - native
     base = b.ctypes.data
-    pids = _PIDS // 4
+    pids = PIDS // 4
     while True:
         pid = _waitpid(-1, base + _STATUS, 1)                      # WNOHANG
         if pid <= 0:
@@ -393,27 +395,30 @@ def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
     """Take the snapshot, say hello, then fork on request until told to quit.
 
     ``b``/``q``/``d`` are byte, int64 and int32 views of the server's scratch
-    (``SERVE_SCRATCH`` bytes; the hello message at the message area,
-    ``hello_len`` bytes).  Returns (what, n, fds...) packed in ``q[0:4]`` of
-    the message area's header: see SERVE_*."""
+    (``SERVE_SCRATCH`` bytes; the hello message in the message area,
+    ``hello_len`` bytes).  Returns (SERVE_*, message length, first two
+    descriptors); in the zygote, ``q[0]`` is then the number of children
+    still running, their pids in the pid table (``d[PIDS:]``)."""
     base = b.ctypes.data
-    done, size, _nr = take(smaps_fd, pmfd, memfd, text, ents, rows, have)
-    _close(memfd)
-    _close(smaps_fd)
-    _close(pmfd)
-    if done <= 0 or size > view_size:
-        return SERVE_NO_SNAPSHOT, 0, -1, -1
-    # signals: none handled while serving (C handlers would write memory);
-    # child exits come through a signalfd
+    # No signal is handled while serving (a C handler would write memory, and
+    # a lost write during the copy would lose a signal); child exits come
+    # through a signalfd.
     for k in range(16):
         q[_SET_ALL // 8 + k] = -1
         q[_SET_CHLD // 8 + k] = 0
     q[_SET_CHLD // 8] = 1 << 16                                    # SIGCHLD (17)
     _sigmask(0, base + _SET_ALL, base + _SET_OLD)                  # SIG_BLOCK
+    done, size, _nr = take(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size)
+    _close(memfd)
+    _close(smaps_fd)
+    _close(pmfd)
+    if done <= 0:
+        _sigmask(2, base + _SET_OLD, 0)
+        return SERVE_NO_SNAPSHOT, 0, -1, -1
     sfd = _signalfd(-1, base + _SET_CHLD, 0o4000 | 0o2000000)      # SFD_NONBLOCK | SFD_CLOEXEC
     _send(sock, base + _MSG, hello_len, 0x4000)
     npids = 0
-    pids = _PIDS // 4
+    pids = PIDS // 4
     npids = _reap(sock, b, d, npids)
     while True:
         d[_POLL // 4] = sock

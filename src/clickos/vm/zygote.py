@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import mmap
 import os
 import select
 import signal
 import socket
 import sys
 import time
+from typing import Any, NoReturn
 
 # Threads in the zygote would be lost in every fork, and some libraries start
 # them at import: keep numerical libraries single-threaded.
@@ -103,66 +105,85 @@ class Zygote:
                     os.close(fd)
         return True
 
-    def practice(self, rounds: int, snapshot: bool) -> None:
-        """Go through the loop as for real ``rounds`` times, with fork requests
-        whose children exit at once, so that the loop's own code is warm (and
-        its bytecode specialised) before the snapshot, which the last round
-        takes (:func:`clickos.vm.pages.before_fork`): in the same state as
-        every later fork, the zygote then copies few pages between forks."""
-        from clickos.vm import channel, pages
-
-        real = self.sock
-        ours, self.sock = channel.pair()
-        try:
-            for i in range(rounds):
-                if snapshot and i == rounds - 1:
-                    pages.enable()
-                theirs, child_end = channel.pair()
-                channel.send(ours, {"op": "fork", "id": -1 - i, "prewarm": 0, "practice": True},
-                             [child_end.fileno()])
-                child_end.close()
-                waiting = {"forked", "exit"}
-                deadline = time.monotonic() + 10
-                while waiting and time.monotonic() < deadline:
-                    self.step()
-                    with contextlib.suppress(BlockingIOError, InterruptedError):
-                        while True:
-                            msg, fds = channel.recv(ours, nonblock=True)
-                            for fd in fds:
-                                os.close(fd)
-                            if msg is None:
-                                break
-                            waiting.discard(msg.get("op"))
-                theirs.close()
-        finally:
-            self.sock.close()
-            ours.close()
-            self.sock = real
-
     def fork(self, msg: dict, fds: list[int]) -> None:
-        from clickos.vm import channel, instance, pages
+        from clickos.vm import channel
 
-        chan_fd = fds[0]
-        pages.before_fork()
         pid = os.fork()
         if pid == 0:
-            if msg.get("practice"):
-                os._exit(0)
-            try:
-                signal.set_wakeup_fd(-1)
-                self.sock.close()
-                os.close(self.wake_r)
-                os.close(self.wake_w)
-                for fd in fds[1:]:
-                    os.close(fd)
-            finally:
-                instance.child_main(chan_fd, self.namespaces, int(msg.get("prewarm") or 0),
-                                    list(msg.get("cgroup_procs") or []), msg.get("control_socket"))
+            self.child(msg, fds)
         for fd in fds:
             os.close(fd)
         self.children.add(pid)
         with contextlib.suppress(OSError):
             channel.send(self.sock, {"op": "forked", "id": msg.get("id"), "pid": pid})
+
+    def child(self, msg: dict, fds: list[int]) -> NoReturn:
+        """In a new child: become an instance."""
+        from clickos.vm import instance
+
+        try:
+            signal.set_wakeup_fd(-1)
+            self.sock.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            for fd in fds[1:]:
+                os.close(fd)
+        finally:
+            instance.child_main(fds[0], self.namespaces, int(msg.get("prewarm") or 0),
+                                list(msg.get("cgroup_procs") or []), msg.get("control_socket"))
+
+    def serve_snapshot(self, hello: dict[str, Any]) -> bool:
+        """Take the snapshot and serve from native code (``pagesnative.serve``);
+        False, with nothing changed, if that is not possible here.
+
+        From the snapshot on, the zygote runs no Python: its memory stays the
+        snapshot, so every child starts from the very pages of the snapshot
+        file, and nothing the zygote does between forks leaves a child with
+        copies of its own.  A child returns from the native call here."""
+        import ctypes
+        import json
+
+        import numpy as np
+
+        from clickos.vm import channel, pages
+
+        prep = pages.prepare()
+        if prep is None:
+            return False
+        from clickos.vm import pagesnative as pn
+
+        snap, cap = prep
+        srv = mmap.mmap(-1, pn.SERVE_SCRATCH, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        b = np.frombuffer(srv, np.uint8)
+        q = np.frombuffer(srv, np.int64)
+        d = np.frombuffer(srv, np.int32)
+        data = channel.encode(dict(hello, snapshot=True))
+        b[pn.MSG: pn.MSG + len(data)] = np.frombuffer(data, np.uint8)
+        sc = cap.scratch
+        pages.current = snap   # as every child will see it
+        api = ctypes.pythonapi
+        api.PyOS_BeforeFork()
+        what, n, fd0, fd1 = pn.serve(cap.smaps_fd, cap.pagemap_fd, cap.memfd, sc.text, sc.ents, sc.rows, snap.have,
+                                     snap.view_size, self.sock.fileno(), b, q, d, len(data))
+        if what == pn.SERVE_CHILD:
+            api.PyOS_AfterFork_Child()
+            msg = json.loads(bytes(b[pn.MSG: pn.MSG + n]))
+            fds = [fd for fd in (fd0, fd1) if fd >= 0]
+            del b, q, d, sc
+            cap.release()
+            srv.close()
+            self.child(msg, fds)
+        api.PyOS_AfterFork_Parent()
+        del sc
+        cap.release()
+        if what == pn.SERVE_NO_SNAPSHOT:
+            pages.current = None
+            return False
+        self.children.update(int(pid) for pid in d[pn.PIDS // 4: pn.PIDS // 4 + int(q[0])])
+        if what == pn.SERVE_FORK_FAILED:
+            raise OSError("fork failed")
+        self.shutdown()
+        return True
 
     def reap(self) -> None:
         from clickos.vm import channel
@@ -196,14 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fd", type=int, required=True, help="socket to the daemon")
     ap.add_argument("--namespaces", default="net,uts,ipc,mnt")
     ap.add_argument("--warm-rounds", type=int, default=30)
-    ap.add_argument("--practice-forks", type=int, default=20,
-                    help="forks practised (children that exit at once) before serving the daemon")
     ap.add_argument("--fault-elements", action="store_true", help="register the Fault* test elements")
     ap.add_argument("--ksm", action="store_true", help="mark memory mergeable (kernel same-page merging)")
     ap.add_argument("--no-snapshot", action="store_true",
                     help="keep memory anonymous (no shared snapshot file, no handing back of copied pages)")
     args = ap.parse_args(argv)
-    from clickos.vm import channel, pages, sandbox
+    from clickos.vm import channel, sandbox
 
     sandbox.disable_thp()
     if args.ksm:
@@ -222,9 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     zyg = Zygote(sock, namespaces)
     instance.freeze()
     zyg.setup_signals()
-    zyg.practice(max(1, args.practice_forks), snapshot=not args.no_snapshot)
-    channel.send(sock, {"op": "hello", "pid": os.getpid(), "warm_seconds": time.monotonic() - t0,
-                        "snapshot": pages.current is not None})
+    hello = {"op": "hello", "pid": os.getpid(), "warm_seconds": time.monotonic() - t0}
+    if not args.no_snapshot and zyg.serve_snapshot(hello):
+        return 0
+    channel.send(sock, dict(hello, snapshot=False))
     while zyg.step():
         pass
     return 0

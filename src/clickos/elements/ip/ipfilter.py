@@ -1656,6 +1656,10 @@ def compile_filter(conf: list[str], noutputs: int, context: Element | None = Non
 # -- the elements -------------------------------------------------------------------------------
 
 _kernel: Any = None
+# after this many batches of at least _HOT_SIZE packets, an IPFilter compiles a
+# kernel specialized for its program
+_HOT_BATCHES = 64
+_HOT_SIZE = 32
 
 
 def _get_kernel() -> Any:
@@ -1708,6 +1712,7 @@ class IPFilter(Element):
         self._split_ok = False
         self._everything = DROP_OUTPUT
         self._kernel: Any = None
+        self._hot = 0
 
     def _pattern_args(self, conf: list[str], errh: ErrorHandler) -> list[str] | None:
         return conf
@@ -1734,6 +1739,7 @@ class IPFilter(Element):
         self._everything = -1 if e < 0 else (DROP_OUTPUT if e >= self.noutputs else e)
         if self._everything < 0 and self.router is not None and self.router.initialized:
             self._kernel = _get_kernel()
+        self._hot = 0
 
     def can_live_reconfigure(self) -> bool:
         return True
@@ -1746,6 +1752,18 @@ class IPFilter(Element):
 
     def add_handlers(self) -> None:
         self.add_read_handler("program", lambda: self.prog.unparse(), CALM)
+
+    def _specialize(self) -> None:
+        """Busy with large batches: switch to a kernel compiled for this program."""
+        import os
+
+        if os.environ.get("CLICKOS_IPFILTER_SPECIALIZE", "1") == "0":
+            return
+        from clickos.packet.filterkernels import specialize
+
+        kernel = specialize(self._table)
+        if kernel is not None:
+            self._kernel = kernel
 
     def classify(self, batch: PacketBatch) -> np.ndarray:
         """The output port of each packet of ``batch`` (-1 = drop)."""
@@ -1770,6 +1788,10 @@ class IPFilter(Element):
         if len(idx) > len(out):
             out = self._out = np.zeros(2 * len(idx), np.int64)
         pool = batch.pool
+        if self._hot < _HOT_BATCHES and len(idx) >= _HOT_SIZE:
+            self._hot += 1
+            if self._hot == _HOT_BATCHES:
+                self._specialize()
         common = self._kernel(pool.data, pool.off, pool.length, pool.mac, pool.nh, pool.th, idx,
                               self._table, out)
         if common >= 0:
