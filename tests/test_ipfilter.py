@@ -325,3 +325,39 @@ def test_ipfilter_element_pattern_handler() -> None:
     src.send([raw(IP() / TCP()), raw(IP() / UDP())])
     assert [len(s.got) for s in sinks] == [1, 1]
     assert bytes(sinks[0].got[0])[9] == 6
+
+
+def test_specialized_kernel_matches(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clickos.packet import filterkernels as fk
+
+    monkeypatch.setenv("CLICKOS_CACHE_DIR", str(tmp_path))
+    rng = random.Random(4)
+    pkts = [_rand_packet(rng) for _ in range(200)]
+    for patterns in (["0 udp && dst port 53", "1 src net 10.0.0.0/8 and tcp opt syn",
+                      "2 not (transp[1] & 128 != 0) or icmp type > 3"],
+                     [f"{i % 3} tcp dst port {p}" for i, p in enumerate([22, 80, 1024, 9, 5000, 53, 8])]
+                     + ["2 ether src 0:1:2:3:4:5"]):
+        prog = compile_ok(patterns, 3)
+        table = prog.array()
+        kernel = fk.specialize(table)
+        assert kernel is not None
+        for trunc in (None, 19, 21, 24):
+            pool, idx = _pool_with(pkts, trunc=trunc)
+            a = np.zeros(len(idx), np.int64)
+            b = np.zeros(len(idx), np.int64)
+            ra = fk.ipfilter_match(pool.data, pool.off, pool.length, pool.mac, pool.nh, pool.th, idx, table, a)
+            rb = kernel(pool.data, pool.off, pool.length, pool.mac, pool.nh, pool.th, idx, table, b)
+            assert (a == b).all() and ra == rb, (patterns, trunc)
+
+
+def test_hot_filter_switches_kernel(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clickos.packet.filterkernels import ipfilter_match
+
+    monkeypatch.setenv("CLICKOS_CACHE_DIR", str(tmp_path))
+    r, src, sinks = _router("IPClassifier", "udp dst port 53, -", 2)
+    f = r.find("f")
+    batch = [raw(IP() / UDP(dport=53)), raw(IP() / TCP())] * 20
+    for _ in range(70):
+        src.send(batch)
+    assert f._kernel is not ipfilter_match
+    assert [len(s.got) for s in sinks] == [1400, 1400]

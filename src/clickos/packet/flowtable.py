@@ -674,6 +674,8 @@ def warm() -> None:
     t.index(2 * f)
     t.index(2 * f + 1)
     t.lookup(1, 2, 3, 4)
+    probe_free(t.slots, t.K, np.uint64(1), np.uint64(2), 1024, 0, 3, True)
+    t._rehash(len(t.slots) * 2)
     t.release(f)
     earliest(t.F, t.top, 0)
     data = np.zeros((2, 64), np.uint8)

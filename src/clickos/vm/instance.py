@@ -114,6 +114,128 @@ def warm_boot(times: int = 1, mode: str = "dry") -> None:
                 os.unlink(path)
 
 
+def hot_code(namespaces: list[str] | None = None) -> list[Any]:
+    """The code objects an instance runs, in the order it first runs them.
+
+    Found by running, with a profiler on, a practice boot here and a real one
+    in a throwaway child (its own namespaces, the whole child path: the fork
+    hooks, the sandbox, a boot, requests over the channel and the
+    ControlSocket, idling, stopping), plus every function of the instance's
+    own modules; with every code object nested in one of those (the lambdas
+    and comprehensions they make)."""
+    import tempfile
+    import types
+
+    order: dict[tuple[str, int, str], None] = {}
+
+    def key(code: Any) -> tuple[str, int, str]:
+        return (code.co_filename, code.co_firstlineno, code.co_qualname)
+
+    def record(frame: Any, event: str, _arg: Any) -> None:
+        if event == "call":
+            order.setdefault(key(frame.f_code))
+
+    ours, theirs = channel.pair()
+    path = f"/tmp/.clickos-profile-{os.getpid()}.sock"
+    with tempfile.TemporaryFile() as out:
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _profiled_child(out.fileno(), theirs.detach(), namespaces or [], path)
+        theirs.close()
+        try:
+            _drive_profiled_child(pid, ours, path)
+        finally:
+            ours.close()
+        out.seek(0)
+        for line in out.read().decode(errors="replace").splitlines():
+            parts = line.split("\0")
+            if len(parts) == 3 and parts[1].isdigit():
+                order.setdefault((parts[0], int(parts[1]), parts[2]))
+    sys.setprofile(record)
+    try:
+        warm_boot(1)
+    finally:
+        sys.setprofile(None)
+    by_key: dict[tuple[str, int, str], list[Any]] = {}
+    own = {m.__name__ for m in (sys.modules[__name__], sandbox, channel, pages)}
+
+    def index(code: Any) -> None:
+        by_key.setdefault(key(code), []).append(code)
+        for k in code.co_consts:
+            if type(k) is types.CodeType:
+                index(k)
+
+    for o in gc.get_objects():
+        if type(o) is types.FunctionType:
+            index(o.__code__)
+            if o.__module__ in own:
+                order.setdefault(key(o.__code__))
+    hot: dict[int, Any] = {}
+
+    def add(code: Any) -> None:
+        if id(code) not in hot:
+            hot[id(code)] = code
+            for k in code.co_consts:
+                if type(k) is types.CodeType:
+                    add(k)
+
+    for k in order:
+        for code in by_key.get(k, ()):
+            add(code)
+    return list(hot.values())
+
+
+def _profiled_child(fd: int, chan_fd: int, namespaces: list[str], path: str) -> NoReturn:
+    """hot_code's throwaway child: an instance, with every code object it runs written to ``fd``."""
+    seen: set[int] = set()
+
+    def record(frame: Any, event: str, _arg: Any) -> None:
+        if event == "call":
+            c = frame.f_code
+            if id(c) not in seen:
+                seen.add(id(c))
+                os.write(fd, f"{c.co_filename}\0{c.co_firstlineno}\0{c.co_qualname}\n".encode())
+
+    try:
+        sys.setprofile(record)
+        child_main(chan_fd, namespaces, 0, [], path)
+    finally:
+        os._exit(EXIT_INTERNAL)
+
+
+def _drive_profiled_child(pid: int, ours: socket.socket, path: str) -> None:
+    """Play the daemon for hot_code's child: boot it, ask, idle, stop."""
+    try:
+        ours.settimeout(10)
+        msg, _ = channel.recv(ours)                          # waiting
+        spec = sandbox.SandboxSpec(name="profile").to_json()
+        channel.send(ours, {"op": "boot", "sandbox": spec, "config": WARM_CONFIG, "filename": "profile",
+                            "stats": False, "control_socket": path})
+        while msg is not None and msg.get("ev") not in ("ready", "failed"):
+            msg, fds = channel.recv(ours)
+            for fd in fds:
+                os.close(fd)
+        channel.send(ours, {"op": "read", "handler": "c.count", "id": 1})
+        channel.recv(ours)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(5)
+            client.connect(path)
+            client.sendall(b"READ c.count\r\nQUIT\r\n")
+            while client.recv(4096):
+                pass
+        time.sleep(2 * RESHARE_MS / 1000)
+        channel.send(ours, {"op": "stop", "id": 2})
+        channel.recv(ours)
+    except (OSError, ValueError):
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 def listen(path: str) -> socket.socket:
     """A non-blocking Unix listener at ``path`` (mode 0600), for :class:`ControlServer`."""
     with contextlib.suppress(FileNotFoundError):
@@ -341,7 +463,8 @@ class Instance:
             self._reshare_timer.schedule_after_msec(RESHARE_MS)
 
     def _reshare(self, _timer: Timer) -> None:
-        pages.reshare()
+        n = pages.reshare()
+        print("DEBUG reshare", n, file=sys.stderr, flush=True)
 
     # -- messages ---------------------------------------------------------------------
     def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -586,12 +709,16 @@ def child_main(chan_fd: int, namespaces: list[str], prewarm: int = 0,
         isolation = sandbox.prepare(namespaces, cgroup_procs)
         chan = socket.socket(fileno=chan_fd)
         if prewarm:
-            warm_boot(prewarm, mode="warm")
-            # give back what the warm-up allocated and freed (but keep the pages
-            # it copied: the boot would copy them again)
-            gc.collect()
-            with contextlib.suppress(Exception):
-                sandbox.libc().malloc_trim(0)
+            # take the copy-on-write faults of the boot path now (in a child
+            # when there is a snapshot: see pages.practise)
+            if pages.current is not None:
+                pages.practise(partial(warm_boot, prewarm, "warm"))
+            else:
+                warm_boot(prewarm, mode="warm")
+                # give back what the warm-up allocated and freed
+                gc.collect()
+                with contextlib.suppress(Exception):
+                    sandbox.libc().malloc_trim(0)
         with contextlib.suppress(AttributeError, ValueError):
             sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
         listener = None
@@ -622,3 +749,4 @@ def freeze() -> None:
     with contextlib.suppress(Exception):
         # hand freed heap pages back: fewer pages to map into every child
         sandbox.libc().malloc_trim(0)
+    pages.fill_malloc()

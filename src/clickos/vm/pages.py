@@ -47,6 +47,7 @@ import ctypes
 import mmap
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,8 @@ def prepare() -> tuple[Snapshot, Capture] | None:
             pn.parse_maps(sc.text, 0, sc.rows)
             pn.take(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), 0)
             pn.reshare(-1, -1, 0, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), 0, 0)
+            pn.copied(-1, -1, sc.text[:0], sc.ents, sc.rows[:0], np.zeros((0, 2), np.int64))
+            pn.prefault(np.zeros((0, 2), np.int64), 0)
         finally:
             sc.close()
         # room for the file: twice what is writable and private now
@@ -240,6 +243,49 @@ def take() -> Snapshot | None:
             os.close(fd)
         cap.release()
     return snap if done > 0 else None
+
+
+def practise(run: Callable[[], object]) -> int:
+    """Take, ahead of time, the copy-on-write faults that ``run()`` would take.
+
+    Without a snapshot, this runs ``run()`` here.  With one, ``run()`` runs in
+    a throwaway child, which then lists the pages it copied; this process
+    copies the same pages, unchanged (``MADV_POPULATE_WRITE``): a boot that
+    follows finds them already private, as if it had been practised here, but
+    nothing of the practice is left behind (its objects, its specialisation
+    counters), so that the pages the boot leaves as they were can go back to
+    the snapshot afterwards.  Returns the number of pages copied."""
+    snap = current
+    if snap is None:
+        run()
+        return 0
+    from clickos.vm import pagesnative as pn
+
+    cap = 4096
+    shared = mmap.mmap(-1, (cap + 1) * 16, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+    try:
+        runs = np.frombuffer(shared, np.int64).reshape(-1, 2)
+        pid = os.fork()
+        if pid == 0:
+            rc = 1
+            try:
+                run()
+                snap.attach()
+                sc = snap._scratch
+                if sc is not None and snap._pagemap_fd >= 0:
+                    runs[0, 0] = pn.copied(snap._maps_fd, snap._pagemap_fd, sc.text, sc.ents, sc.rows, runs[1:])
+                    rc = 0
+            finally:
+                os._exit(rc)
+        _, status = os.waitpid(pid, 0)
+        if status != 0:
+            return 0
+        n = pn.prefault(runs[1:], int(runs[0, 0]))
+        del runs
+        return max(n, 0)
+    finally:
+        with contextlib.suppress(BufferError):
+            shared.close()
 
 
 def attach() -> None:
@@ -311,3 +357,91 @@ def fill_pools() -> int:
         _BALLAST.clear()
         return 0
     return n
+
+
+def fill_malloc(limit: int = 200_000) -> int:
+    """Take, and keep, the free chunks of glibc's main heap, so that what a
+    child allocates with ``malloc`` comes from the top of the heap, densely,
+    instead of from holes spread over shared pages.  Returns how many chunks
+    that took (0 where this is not glibc)."""
+    from clickos.vm import sandbox
+
+    try:
+        libc = sandbox.libc()
+        info = libc.mallinfo2
+    except (AttributeError, OSError):
+        return 0
+
+    class _Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+            "keepcost")]
+
+    info.restype = _Mallinfo2
+    libc.sbrk.restype = ctypes.c_void_p
+    libc.sbrk.argtypes = [ctypes.c_ssize_t]
+    malloc, free = libc.malloc, libc.free
+    malloc.restype = ctypes.c_void_p
+    malloc.argtypes = [ctypes.c_size_t]
+    free.argtypes = [ctypes.c_void_p]
+    top = (libc.sbrk(0) or 0) - info().keepcost   # the top chunk starts here
+    if top <= 0:
+        return 0
+    kept = (ctypes.c_void_p * limit)()             # (large: mmapped, not on the heap)
+    n = 0
+    sizes = [1 << k for k in range(16, 10, -1)] + list(range(1024 - 16, 15, -16))
+    for size in sizes:
+        while n < limit:
+            p = malloc(size)
+            if not p:
+                break
+            if p >= top:
+                free(p)
+                break
+            kept[n] = p
+            n += 1
+    _MALLOC_BALLAST.append(kept)
+    return n
+
+
+_MALLOC_BALLAST: list[Any] = []
+
+
+def compact_code(hot: list[Any]) -> int:
+    """Copy the code objects in ``hot`` (the ones an instance runs, in the
+    order it runs them) next to one another and give their functions, and
+    the code objects they are nested in, the copies.
+
+    Running a function writes its code object (reference count, warm-up and
+    specialisation counters), so each code object an instance runs costs it a
+    copied page; spread over the modules they came from, a boot's few hundred
+    code objects sit on as many pages, copied they fit on a few dozen.  The
+    copies are new and unspecialised: warm them up again afterwards.  Returns
+    how many code objects were copied."""
+    import gc
+    import types
+
+    code_t = types.CodeType
+    wanted = {id(c) for c in hot}
+    by_code: dict[int, list[types.FunctionType]] = collections.defaultdict(list)
+    for o in gc.get_objects():
+        if type(o) is types.FunctionType and id(o.__code__) in wanted:
+            by_code[id(o.__code__)].append(o)
+    new: dict[int, Any] = {}
+
+    def copy(c: Any) -> Any:
+        # nested code first (the parent's copy must make the copies), then c
+        done = new.get(id(c))
+        if done is None:
+            consts = c.co_consts
+            if any(type(k) is code_t and id(k) in wanted for k in consts):
+                consts = tuple(copy(k) if type(k) is code_t and id(k) in wanted else k for k in consts)
+            done = new[id(c)] = c.replace(co_consts=consts)
+        return done
+
+    for c in hot:                       # in order: the copies lie in that order
+        copy(c)
+    for cid, fs in by_code.items():
+        for f in fs:
+            f.__code__ = new[cid]
+    return len(new)

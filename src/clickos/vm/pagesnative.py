@@ -511,3 +511,60 @@ def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
         at = _put_int(b, at, pid)
         b[at] = 125
         _send(sock, base + _REPLY, at + 1 - _REPLY, 0x4000)
+
+
+# -- practising a boot elsewhere -----------------------------------------------------------------
+
+MADV_POPULATE_WRITE = 23            # Linux 5.14
+
+
+@nb.njit(cache=True, nogil=True)
+def copied(maps_fd, pmfd, text, ents, rows, runs):  # pragma: no cover - native
+    """The pages of the snapshot this process has copied, as runs
+    ``runs[i] = (start, pages)``; returns how many runs (at most ``len(runs)``)."""
+    n = read_text(maps_fd, text)
+    nr = parse_maps(text, n, rows) if n >= 0 else -1
+    buf = ents.ctypes.data
+    nruns = 0
+    for r in range(max(nr, 0)):
+        if rows[r, 4] & (K_OURS | K_PRIVATE_RW) != (K_OURS | K_PRIVATE_RW):
+            continue
+        start = rows[r, 0]
+        npages = (rows[r, 1] - start) >> SHIFT
+        p = 0
+        while p < npages:
+            k = min(CHUNK, npages - p)
+            if _pread(pmfd, buf, k * 8, ((start >> SHIFT) + p) * 8) != k * 8:
+                break
+            i = 0
+            while i < k:
+                if (ents[i] >> np.uint64(61)) != np.uint64(4):
+                    i += 1
+                    continue
+                j = i + 1
+                while j < k and (ents[j] >> np.uint64(61)) == np.uint64(4):
+                    j += 1
+                a = start + (p + i) * PAGE
+                if nruns > 0 and runs[nruns - 1, 0] + runs[nruns - 1, 1] * PAGE == a:
+                    runs[nruns - 1, 1] += j - i
+                elif nruns < runs.shape[0]:
+                    runs[nruns, 0] = a
+                    runs[nruns, 1] = j - i
+                    nruns += 1
+                i = j
+            p += k
+    return nruns
+
+
+@nb.njit(cache=True, nogil=True)
+def prefault(runs, n):  # pragma: no cover - native
+    """Copy (without changing) the pages of ``runs[:n]``: write faults taken now.
+    Returns the number of pages, or -1 if the kernel cannot (before 5.14)."""
+    total = 0
+    for i in range(n):
+        if _madvise(runs[i, 0], runs[i, 1] * PAGE, MADV_POPULATE_WRITE) != 0:
+            if total == 0 and i == 0:
+                return -1
+            continue
+        total += runs[i, 1]
+    return total
