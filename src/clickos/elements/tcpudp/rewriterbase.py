@@ -707,6 +707,7 @@ class IPRewriterBase(Element):
         self.annos = 1
         self.P = ft.new_params()
         self._out = np.zeros(256, np.int64)
+        self._starts = np.zeros(8, np.int64)
         self.deltas: dict[int, SeqDeltas] = {}
         self._split_ok = False
         self._gc_timer: Timer | None = None
@@ -992,7 +993,7 @@ class IPRewriterBase(Element):
             if common == -1 or n == 1:
                 batch.kill()
                 return
-            self._emit(batch, out[:n].copy())
+            self._emit(batch, out[:n], mixed=True)
             return
         while True:
             status = P[ft.P_RET_STATUS]
@@ -1014,33 +1015,43 @@ class IPRewriterBase(Element):
             P[ft.P_STAMP] = heap.stamp
             table.run(pool, idx, out, P)
             heap.stamp = int(P[ft.P_STAMP])
-        self._emit(batch, out[:n].copy())
+        self._emit(batch, out[:n])
 
-    def _emit(self, batch: PacketBatch, ports: np.ndarray) -> None:
+    def _emit(self, batch: PacketBatch, ports: np.ndarray, mixed: bool = False) -> None:
+        """Push each packet out of output ``ports[i]``; ``ports`` may be the
+        reused ``self._out`` (it is read in full before any push, or copied)."""
         outs = self.outputs
         nout = len(outs)
         n = len(ports)
-        p0 = int(ports[0])
-        if n == 1 or (ports == p0).all():
-            if 0 <= p0 < nout:
-                outs[p0].push(batch)
-            else:
-                batch.kill()
-            return
+        if not mixed:
+            p0 = int(ports[0])
+            if n == 1 or (ports == p0).all():
+                if 0 <= p0 < nout:
+                    outs[p0].push(batch)
+                else:
+                    batch.kill()
+                return
         pool, idx = batch.pool, batch.idx
         if self._split_ok:
-            dead = (ports < 0) | (ports >= nout)
-            if dead.any():
-                pool.release(idx[dead])
+            # One kernel pass groups the slots by port into one fresh array (the
+            # parts are views of it, so downstream may keep them).
+            starts = self._starts
+            if len(starts) < nout + 2:
+                starts = self._starts = np.zeros(nout + 2, np.int64)
+            sel = np.empty(n, idx.dtype)
+            ft.group_by_port(idx, ports, n, nout, sel, starts)
+            bounds = starts[:nout + 2].tolist()
             for p in range(nout):
-                sel = idx[ports == p]
-                if len(sel):
-                    outs[p].push(PacketBatch(pool, sel))
+                a, b = bounds[p], bounds[p + 1]
+                if b > a:
+                    outs[p].push(PacketBatch(pool, sel[a:b]))
+            if bounds[nout] < n:
+                pool.release(sel[bounds[nout]:n])
             return
         cuts = np.flatnonzero(ports[1:] != ports[:-1]) + 1
+        heads = ports[np.concatenate(([0], cuts))].tolist()
         start = 0
-        for end in cuts.tolist() + [n]:
-            p = int(ports[start])
+        for p, end in zip(heads, cuts.tolist() + [n], strict=True):
             part = PacketBatch(pool, idx[start:end].copy())
             if 0 <= p < nout:
                 outs[p].push(part)
