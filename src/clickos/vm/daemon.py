@@ -284,6 +284,7 @@ class Daemon:
         self.zygote_sock: socket.socket | None = None
         self.zygote_pid: int | None = None
         self.zygote_warm_seconds = 0.0
+        self.zygote_snapshot = False
         self.zlock = threading.Lock()
         self.cgroups: CgroupManager | None = None
         self.ksm: KsmControl | None = None
@@ -345,7 +346,9 @@ class Daemon:
         self.zygote_sock = ours
         self.zygote_pid = int(msg["pid"])
         self.zygote_warm_seconds = float(msg.get("warm_seconds", 0.0))
-        self._daemon_event("zygote started", pid=self.zygote_pid, warm_seconds=round(self.zygote_warm_seconds, 3))
+        self.zygote_snapshot = bool(msg.get("snapshot"))
+        self._daemon_event("zygote started", pid=self.zygote_pid, warm_seconds=round(self.zygote_warm_seconds, 3),
+                           snapshot=self.zygote_snapshot)
 
     def close(self) -> None:
         """Stop every instance and remove everything made for them."""
@@ -949,6 +952,7 @@ class Daemon:
             states = collections.Counter(r.state for r in self.records.values())
             return {"version": __version__, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 3),
                     "zygote": {"pid": self.zygote_pid, "warm_seconds": round(self.zygote_warm_seconds, 3),
+                               "snapshot": self.zygote_snapshot,
                                "memory": memory_of(self.zygote_pid) if self.zygote_pid else None},
                     "instances": len(self.records), "states": dict(states), "pool": len(self.pool),
                     "cgroups": self.cgroups.describe() if self.cgroups else None,

@@ -138,7 +138,14 @@ def hot_code(namespaces: list[str] | None = None) -> list[Any]:
     ours, theirs = channel.pair()
     path = f"/tmp/.clickos-profile-{os.getpid()}.sock"
     with tempfile.TemporaryFile() as out:
-        pid = os.fork()
+        # the profiler goes on before the fork, for the child's fork hooks
+        parent = os.getpid()
+        sys.setprofile(_recorder(out.fileno(), parent))
+        try:
+            pid = os.fork()
+        finally:
+            if os.getpid() == parent:
+                sys.setprofile(None)
         if pid == 0:
             ours.close()
             _profiled_child(out.fileno(), theirs.detach(), namespaces or [], path)
@@ -147,6 +154,8 @@ def hot_code(namespaces: list[str] | None = None) -> list[Any]:
             _drive_profiled_child(pid, ours, path)
         finally:
             ours.close()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         out.seek(0)
         for line in out.read().decode(errors="replace").splitlines():
             parts = line.split("\0")
@@ -158,7 +167,8 @@ def hot_code(namespaces: list[str] | None = None) -> list[Any]:
     finally:
         sys.setprofile(None)
     by_key: dict[tuple[str, int, str], list[Any]] = {}
-    own = {m.__name__ for m in (sys.modules[__name__], sandbox, channel, pages)}
+    own = {m.__name__ for m in (sys.modules[__name__], sandbox, channel, pages)} | {
+        "clickos.core.master", "clickos.core.task", "clickos.vm.zygote"}
 
     def index(code: Any) -> None:
         by_key.setdefault(key(code), []).append(code)
@@ -186,19 +196,23 @@ def hot_code(namespaces: list[str] | None = None) -> list[Any]:
     return list(hot.values())
 
 
-def _profiled_child(fd: int, chan_fd: int, namespaces: list[str], path: str) -> NoReturn:
-    """hot_code's throwaway child: an instance, with every code object it runs written to ``fd``."""
+def _recorder(fd: int, parent: int) -> Callable[[Any, str, Any], None]:
+    """A profiler writing to ``fd`` each code object called (outside ``parent``)."""
     seen: set[int] = set()
 
     def record(frame: Any, event: str, _arg: Any) -> None:
         if event == "call":
             c = frame.f_code
-            if id(c) not in seen:
+            if id(c) not in seen and os.getpid() != parent:
                 seen.add(id(c))
                 os.write(fd, f"{c.co_filename}\0{c.co_firstlineno}\0{c.co_qualname}\n".encode())
 
+    return record
+
+
+def _profiled_child(fd: int, chan_fd: int, namespaces: list[str], path: str) -> NoReturn:
+    """hot_code's throwaway child: an instance, profiled (see _recorder)."""
     try:
-        sys.setprofile(record)
         child_main(chan_fd, namespaces, 0, [], path)
     finally:
         os._exit(EXIT_INTERNAL)
@@ -227,11 +241,11 @@ def _drive_profiled_child(pid: int, ours: socket.socket, path: str) -> None:
         time.sleep(2 * RESHARE_MS / 1000)
         channel.send(ours, {"op": "stop", "id": 2})
         channel.recv(ours)
-    except (OSError, ValueError):
-        traceback.print_exc()
+    except (OSError, ValueError, TypeError, AttributeError):
+        # best effort: what was recorded so far is used
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     finally:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
         with contextlib.suppress(OSError):
             os.unlink(path)
 
@@ -463,8 +477,7 @@ class Instance:
             self._reshare_timer.schedule_after_msec(RESHARE_MS)
 
     def _reshare(self, _timer: Timer) -> None:
-        n = pages.reshare()
-        print("DEBUG reshare", n, file=sys.stderr, flush=True)
+        pages.reshare()
 
     # -- messages ---------------------------------------------------------------------
     def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:

@@ -67,15 +67,17 @@ class _Scratch:
         from clickos.vm import pagesnative as pn
 
         flags = (mmap.MAP_SHARED if shared else mmap.MAP_PRIVATE) | mmap.MAP_ANONYMOUS
-        self.size = _TEXT + pn.CHUNK * 8 + _ROWS * 5 * 8
+        rows_at = _TEXT + pn.CHUNK * 8
+        self.size = rows_at + _ROWS * 5 * 8 + 256
         self.map = mmap.mmap(-1, self.size, flags=flags)
         self.text = np.frombuffer(self.map, np.uint8, _TEXT)
         self.ents = np.frombuffer(self.map, np.uint64, pn.CHUNK, offset=_TEXT)
-        self.rows = np.frombuffer(self.map, np.int64, _ROWS * 5, offset=_TEXT + pn.CHUNK * 8).reshape(_ROWS, 5)
+        self.rows = np.frombuffer(self.map, np.int64, _ROWS * 5, offset=rows_at).reshape(_ROWS, 5)
+        self.sigs = np.frombuffer(self.map, np.int64, 32, offset=rows_at + _ROWS * 5 * 8)
         self.addr = self.text.ctypes.data
 
     def close(self) -> None:
-        del self.text, self.ents, self.rows
+        del self.text, self.ents, self.rows, self.sigs
         self.map.close()
 
 
@@ -138,9 +140,8 @@ class Snapshot:
         sc = self._scratch
         if self._pagemap_fd < 0 or sc is None:
             return 0
-        with _signals_blocked():
-            n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, sc.text, sc.ents, sc.rows, self.have,
-                           sc.addr, sc.size)
+        n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, sc.text, sc.ents, sc.rows, self.have, sc.sigs,
+                       sc.addr, sc.size)
         if n > 0:
             self.pages_dropped += n
         return max(n, 0)
@@ -190,7 +191,7 @@ def prepare() -> tuple[Snapshot, Capture] | None:
         try:
             pn.parse_maps(sc.text, 0, sc.rows)
             pn.take(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), 0)
-            pn.reshare(-1, -1, 0, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), 0, 0)
+            pn.reshare(-1, -1, 0, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), sc.sigs, 0, 0)
             pn.copied(-1, -1, sc.text[:0], sc.ents, sc.rows[:0], np.zeros((0, 2), np.int64))
             pn.prefault(np.zeros((0, 2), np.int64), 0)
         finally:

@@ -25,6 +25,7 @@ _ftruncate = types.ExternalFunction("ftruncate", _ic(_ic, _i64))
 _mmap = types.ExternalFunction("mmap", _ip(_ip, _ip, _ic, _ic, _ic, _i64))
 _madvise = types.ExternalFunction("madvise", _ic(_ip, _ip, _ic))
 _memcmp = types.ExternalFunction("memcmp", _ic(_ip, _ip, _ip))
+_sigmask = types.ExternalFunction("pthread_sigmask", _ic(_ic, _ip, _ip))
 
 PAGE = mmap.PAGESIZE
 SHIFT = PAGE.bit_length() - 1
@@ -254,13 +255,19 @@ def take(smaps_fd, pmfd, memfd, text, ents, rows, have, limit):  # pragma: no co
 
 
 @nb.njit(cache=True, nogil=True)
-def reshare(maps_fd, pmfd, view, text, ents, rows, have, scratch, scratch_len):  # pragma: no cover - native
+def reshare(maps_fd, pmfd, view, text, ents, rows, have, sigs, scratch, scratch_len):  # pragma: no cover - native
     """Drop this process's copies of snapshot pages that equal the file again.
 
     Only mappings of the snapshot file as ``/proc/self/maps`` lists them now
     are looked at, and only pages that are anonymous (copied), whose file page
-    exists (``have``) and whose bytes are equal to it.  The scratch memory is
-    dropped at the end.  Returns the number of pages dropped, or -1."""
+    exists (``have``) and whose bytes are equal to it.  Signals are blocked
+    meanwhile (``sigs``: room for two signal sets), so that no handler writes
+    memory between a comparison and the drop.  The scratch memory is dropped
+    at the end.  Returns the number of pages dropped, or -1."""
+    for k in range(16):
+        sigs[k] = -1
+    if scratch_len > 0:
+        _sigmask(0, sigs.ctypes.data, sigs.ctypes.data + 128)         # SIG_BLOCK, all
     n = read_text(maps_fd, text)
     nr = parse_maps(text, n, rows) if n >= 0 else -1
     buf = ents.ctypes.data
@@ -295,7 +302,9 @@ def reshare(maps_fd, pmfd, view, text, ents, rows, have, scratch, scratch_len): 
                         dropped += i - run
                     run = -1
             p += k
-    _madvise(scratch, scratch_len, MADV_DONTNEED)
+    if scratch_len > 0:
+        _sigmask(2, sigs.ctypes.data + 128, 0)                       # SIG_SETMASK, as it was
+        _madvise(scratch, scratch_len, MADV_DONTNEED)
     return dropped if nr >= 0 else -1
 
 
@@ -314,7 +323,6 @@ _fork = types.ExternalFunction("fork", _ic())
 _waitpid = types.ExternalFunction("waitpid", _ic(_ic, _ip, _ic))
 _close = types.ExternalFunction("close", _ic(_ic))
 _signalfd = types.ExternalFunction("signalfd", _ic(_ic, _ip, _ic))
-_sigmask = types.ExternalFunction("pthread_sigmask", _ic(_ic, _ip, _ip))
 _readfd = types.ExternalFunction("read", _ip(_ic, _ip, _ip))
 
 SERVE_CHILD = 1           # returned in a new child: the request is in the message area
@@ -399,6 +407,8 @@ def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
     ``hello_len`` bytes).  Returns (SERVE_*, message length, first two
     descriptors); in the zygote, ``q[0]`` is then the number of children
     still running, their pids in the pid table (``d[PIDS:]``)."""
+    if hello_len < 0:                                              # compile/load only
+        return SERVE_NO_SNAPSHOT, 0, -1, -1
     base = b.ctypes.data
     # No signal is handled while serving (a C handler would write memory, and
     # a lost write during the copy would lose a signal); child exits come
@@ -469,7 +479,7 @@ def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
                 _close(sfd)
             q[0] = npids
             return SERVE_QUIT, 0, -1, -1
-        if not (_at(b, _MSG, _MSG + n, _FORK) and nfds > 0) or npids >= PIDS_CAP:
+        if not (_at(b, _MSG, _MSG + n, _FORK) and nfds > 0):
             for k in range(nfds):
                 _close(d[_CMSG // 4 + 4 + k])
             continue
@@ -491,8 +501,9 @@ def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
                 _close(sfd)
             q[0] = npids
             return SERVE_FORK_FAILED, 0, -1, -1
-        d[pids + npids] = pid
-        npids += 1
+        if npids < PIDS_CAP:           # (beyond that, shutdown leaves them to PDEATHSIG)
+            d[pids + npids] = pid
+            npids += 1
         # the request's id, echoed
         at = _put(b, _REPLY, _FORKED)
         i = _MSG

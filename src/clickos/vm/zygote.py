@@ -167,21 +167,28 @@ class Zygote:
         data = channel.encode(dict(hello, snapshot=True))
         b[pn.MSG: pn.MSG + len(data)] = np.frombuffer(data, np.uint8)
         sc = cap.scratch
+        args = (cap.smaps_fd, cap.pagemap_fd, cap.memfd, sc.text, sc.ents, sc.rows, snap.have, snap.view_size,
+                self.sock.fileno(), b, q, d)
+        pn.serve(*args, -1)    # compiled (or loaded) now, not under the fork lock
         pages.current = snap   # as every child will see it
         api = ctypes.pythonapi
-        api.PyOS_BeforeFork()
-        what, n, fd0, fd1 = pn.serve(cap.smaps_fd, cap.pagemap_fd, cap.memfd, sc.text, sc.ents, sc.rows, snap.have,
-                                     snap.view_size, self.sock.fileno(), b, q, d, len(data))
+        fork_hooks = (api.PyOS_BeforeFork, api.PyOS_AfterFork_Child, api.PyOS_AfterFork_Parent)
+        # what the preparation left in the allocators' free lists: filled, so
+        # that children allocate afresh (see instance.freeze)
+        pages.fill_pools()
+        pages.fill_malloc()
+        fork_hooks[0]()
+        what, n, fd0, fd1 = pn.serve(*args, len(data))
         if what == pn.SERVE_CHILD:
-            api.PyOS_AfterFork_Child()
+            fork_hooks[1]()
             msg = json.loads(bytes(b[pn.MSG: pn.MSG + n]))
             fds = [fd for fd in (fd0, fd1) if fd >= 0]
-            del b, q, d, sc
+            del b, q, d, sc, args
             cap.release()
             srv.close()
             self.child(msg, fds)
-        api.PyOS_AfterFork_Parent()
-        del sc
+        fork_hooks[2]()
+        del sc, args
         cap.release()
         if what == pn.SERVE_NO_SNAPSHOT:
             pages.current = None
