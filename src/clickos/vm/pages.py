@@ -3,40 +3,56 @@
 An instance is a fork of the zygote, so every page of the zygote is shared
 with it until one of the two writes to it.  CPython writes all the time: each
 reference taken or dropped writes the object's count, each call writes the
-code object (warm-up and specialisation counters), each new object goes into
-a free block of some pool.  A fresh instance, booting one router and then
-sitting idle, copies about a thousand of the zygote's pages that way, and
-about half of them end up, byte for byte, as they were in the zygote (a count
-went up and down again; an object was made and freed).  Two things here keep
-that down without the kernel's same-page merging:
+code object (reference count, warm-up and specialisation counters), each new
+object goes into a free block of some pool, each attribute-cache miss writes
+the cache and two names' counts.  Booting one router and sitting idle, an
+instance used to copy ~1200 of the zygote's pages that way (4.9 MiB), about
+half of which ended up byte for byte as they were (a count went up and came
+down again).  What keeps that down, without the kernel's same-page merging:
 
-:func:`fill_pools`
-    In the zygote, just before it is frozen: fill every partly used pymalloc
-    pool (and drain the tuple and float free lists) with ballast objects the
-    zygote keeps, so that what an instance allocates goes into fresh pools,
-    densely, instead of into holes spread over hundreds of shared pages.
+:func:`fill_pools`, :func:`fill_malloc`
+    In the zygote, before the snapshot: fill every partly used pymalloc pool
+    (and drain the tuple and float free lists), and take glibc's free heap
+    chunks, with ballast the zygote keeps; what an instance allocates then goes
+    into fresh pools and the top of the heap, densely, not into holes spread
+    over hundreds of shared pages.
+
+:func:`compact_code`
+    The code objects an instance runs (found by profiling a practice boot,
+    ``instance.hot_code``) are copied next to one another, in the order they
+    run, and their functions given the copies: a boot's few hundred code
+    objects, each written when run, then sit on a few dozen pages instead of
+    hundreds.
 
 :class:`Snapshot`
-    The zygote copies its writable private memory into a sealed memfd and
-    maps that file, privately, over the very same addresses (one native
-    routine per region, so nothing can write between the copy and the
+    The zygote copies its writable private memory into a memfd and maps that
+    file, privately, over the very same addresses (``pagesnative.take``: one
+    native routine, so that nothing writes between the copy and the
     ``mmap``).  The process sees the same bytes at the same addresses, but its
-    memory is now a private mapping of a file; the pages the zygote and its
-    instances have not written are the file's page cache, shared by all.  When
-    a process has copied a page (written to it) and the page's bytes are equal
-    to the file's again, :meth:`Snapshot.reshare` drops the copy with
+    memory is now a private mapping of a file; pages no process has written
+    are the file's page cache, shared by all.  The zygote takes the snapshot
+    inside its fork server (``pagesnative.serve``) and from then on runs no
+    Python: its memory stays the snapshot, every instance starts from exactly
+    the file's pages, and nothing the zygote does between forks leaves an
+    instance with copies.  When an instance has copied a page and the page's
+    bytes equal the file's again, :meth:`Snapshot.reshare` drops the copy with
     ``madvise(MADV_DONTNEED)``, which for a private file mapping means "read
-    the file again": the process keeps seeing the same bytes, from the shared
-    page.  The comparison and the ``madvise`` of a page happen in one native
-    routine, with signals blocked, in a single-threaded process, so nothing can
-    write to the page in between; and only pages still mapped from the
-    snapshot file (checked against ``/proc/self/maps`` right before) are
-    considered.  The file is sealed (no writes, no resizing), so its contents
-    never change; the zygote closes its descriptor once mapped, so instances
-    never hold it.
+    the file again": same bytes, now from the shared page.  The comparison
+    and the ``madvise`` happen in one native routine with signals blocked, in
+    a single-threaded process, so nothing writes to the page in between; only
+    pages still mapped from the snapshot file (checked against
+    ``/proc/self/maps`` in that routine) are considered; the file is written
+    only by the capture, then its only writable descriptor is closed, and its
+    view is mapped through a read-only one, so its contents never change.
 
-Both are best effort: if anything is missing (``memfd_create``, pagemap,
-numba), the zygote runs as before.
+:func:`practise`
+    A pre-forked process takes the copy-on-write faults of a boot ahead of
+    time by copying, unchanged, the pages a practice boot in a throwaway child
+    copied: the boot that follows is as fast as if practised in place, and
+    leaves nothing of the practice behind.
+
+All of it is best effort: without ``memfd_create``, ``/proc/self/pagemap``
+or numba the zygote forks from Python as before.
 """
 
 from __future__ import annotations
@@ -131,17 +147,18 @@ class Snapshot:
             # private: each process writes its own (and drops it after each pass)
             self._scratch = _Scratch(shared=False)
 
-    def reshare(self) -> int:
-        """Drop this process's copies of pages that equal the snapshot again;
-        returns how many pages were dropped."""
+    def reshare(self, unmap: bool = False) -> int:
+        """Drop this process's copies of pages that equal the snapshot again
+        (and with ``unmap`` its mappings of the snapshot's own pages: see
+        ``pagesnative.reshare``); returns how many pages were dropped."""
         from clickos.vm import pagesnative as pn
 
         self.attach()
         sc = self._scratch
         if self._pagemap_fd < 0 or sc is None:
             return 0
-        n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, sc.text, sc.ents, sc.rows, self.have, sc.sigs,
-                       sc.addr, sc.size)
+        n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, self.view_size, sc.text, sc.ents, sc.rows,
+                       self.have, sc.sigs, sc.addr, sc.size, unmap)
         if n > 0:
             self.pages_dropped += n
         return max(n, 0)
@@ -173,6 +190,31 @@ def _signals_blocked() -> Any:
 _ALL_SIGNALS = signal.valid_signals()
 
 
+def load_native() -> bool:
+    """Compile, or load from numba's cache, every native routine (see
+    ``pagesnative``) with the argument types they are used with; False if
+    they cannot be had (no numba)."""
+    try:
+        from clickos.vm import pagesnative as pn
+    except Exception:  # noqa: BLE001 - no numba: no snapshot
+        return False
+    sc = _Scratch(shared=True)
+    try:
+        none8 = np.zeros(0, np.uint8)
+        runs = np.zeros((0, 2), np.int64)
+        pn.parse_maps(sc.text, 0, sc.rows)
+        pn.take(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], none8, 0)
+        pn.reshare(-1, -1, 0, 0, sc.text[:0], sc.ents, sc.rows[:0], none8, sc.sigs, 0, 0, False)
+        pn.copied(-1, -1, sc.text[:0], sc.ents, sc.rows[:0], runs)
+        pn.prefault(runs, 0)
+        srv = np.zeros(64, np.uint8)
+        pn.serve(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], none8, 0, -1, srv, srv.view(np.int64),
+                 srv.view(np.int32), -1)
+    finally:
+        sc.close()
+    return True
+
+
 def prepare() -> tuple[Snapshot, Capture] | None:
     """Everything a snapshot needs, before taking it; None if not possible here.
 
@@ -180,22 +222,10 @@ def prepare() -> tuple[Snapshot, Capture] | None:
     zygote's fork server (``pagesnative.serve``)."""
     if not (hasattr(os, "memfd_create") and os.path.exists("/proc/self/pagemap")):
         return None
-    try:
-        from clickos.vm import pagesnative as pn
-    except Exception:  # noqa: BLE001 - no numba: no snapshot
-        return None
     fds: list[int] = []
     try:
-        # compile (or load from the cache) the native code now: it allocates
-        sc = _Scratch(shared=True)
-        try:
-            pn.parse_maps(sc.text, 0, sc.rows)
-            pn.take(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), 0)
-            pn.reshare(-1, -1, 0, sc.text[:0], sc.ents, sc.rows[:0], np.zeros(0, np.uint8), sc.sigs, 0, 0)
-            pn.copied(-1, -1, sc.text[:0], sc.ents, sc.rows[:0], np.zeros((0, 2), np.int64))
-            pn.prefault(np.zeros((0, 2), np.int64), 0)
-        finally:
-            sc.close()
+        if not load_native():
+            return None
         # room for the file: twice what is writable and private now
         writable = 0
         with open("/proc/self/maps") as f:
@@ -295,9 +325,9 @@ def attach() -> None:
         current.attach()
 
 
-def reshare() -> int:
+def reshare(unmap: bool = False) -> int:
     """Hand back this process's unchanged copies (see :meth:`Snapshot.reshare`)."""
-    return current.reshare() if current is not None else 0
+    return current.reshare(unmap) if current is not None else 0
 
 
 # -- pools ------------------------------------------------------------------------------------

@@ -255,15 +255,19 @@ def take(smaps_fd, pmfd, memfd, text, ents, rows, have, limit):  # pragma: no co
 
 
 @nb.njit(cache=True, nogil=True)
-def reshare(maps_fd, pmfd, view, text, ents, rows, have, sigs, scratch, scratch_len):  # pragma: no cover - native
+def reshare(maps_fd, pmfd, view, view_len, text, ents, rows, have, sigs, scratch, scratch_len,
+            unmap):  # pragma: no cover - native
     """Drop this process's copies of snapshot pages that equal the file again.
 
     Only mappings of the snapshot file as ``/proc/self/maps`` lists them now
     are looked at, and only pages that are anonymous (copied), whose file page
-    exists (``have``) and whose bytes are equal to it.  Signals are blocked
+    exists (``have``) and whose bytes are equal to it; with ``unmap``, the
+    file's pages mapped here are let go too (they stay in the page cache,
+    shared, and are mapped again when touched).  Signals are blocked
     meanwhile (``sigs``: room for two signal sets), so that no handler writes
     memory between a comparison and the drop.  The scratch memory is dropped
-    at the end.  Returns the number of pages dropped, or -1."""
+    at the end, and so are the pages of the file's view.  Returns the number
+    of pages dropped, or -1."""
     for k in range(16):
         sigs[k] = -1
     if scratch_len > 0:
@@ -294,6 +298,8 @@ def reshare(maps_fd, pmfd, view, text, ents, rows, have, sigs, scratch, scratch_
                     fo = off + (a - start)
                     if (fo >> SHIFT) < nhave and have[fo >> SHIFT]:
                         same = _memcmp(a, view + fo, PAGE) == 0
+                elif i < k and unmap and (ents[i] >> np.uint64(61)) == np.uint64(5):
+                    same = True                                     # the file's page, mapped
                 if same:
                     if run < 0:
                         run = i
@@ -305,6 +311,7 @@ def reshare(maps_fd, pmfd, view, text, ents, rows, have, sigs, scratch, scratch_
     if scratch_len > 0:
         _sigmask(2, sigs.ctypes.data + 128, 0)                       # SIG_SETMASK, as it was
         _madvise(scratch, scratch_len, MADV_DONTNEED)
+        _madvise(view, view_len, MADV_DONTNEED)   # what comparing mapped of the file: let it go
     return dropped if nr >= 0 else -1
 
 
@@ -435,9 +442,12 @@ def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
         d[_POLL // 4 + 1] = 1                                      # POLLIN (events; revents = 0)
         d[_POLL // 4 + 2] = sfd
         d[_POLL // 4 + 3] = 1
-        if _poll(base + _POLL, 2 if sfd >= 0 else 1, -1) < 0:
+        # (without a signalfd, look for exits ten times a second)
+        if _poll(base + _POLL, 2 if sfd >= 0 else 1, -1 if sfd >= 0 else 100) < 0:
             continue
-        if sfd >= 0 and (d[_POLL // 4 + 3] >> 16) != 0:
+        if sfd < 0:
+            npids = _reap(sock, b, d, npids)
+        elif (d[_POLL // 4 + 3] >> 16) != 0:
             while _readfd(sfd, base + _SIGINFO, 1024) > 0:
                 pass
             npids = _reap(sock, b, d, npids)

@@ -3,9 +3,15 @@
 It imports every element module (``registry.load_all()``), compiles or loads
 the packet kernels (``kernels.warm()``), builds and runs a small router a few
 dozen times (so lazily built tables exist and the interpreter's bytecode is
-specialised), collects garbage and freezes the collector (``gc.freeze()``:
-children then never scan, and so never dirty, the inherited objects).  Then it
-waits on its socket to the daemon.
+specialised), puts the code an instance runs together (found by profiling a
+real boot in a throwaway child), collects garbage and freezes the collector
+(``gc.freeze()``: children then never scan, and so never dirty, the inherited
+objects), and fills the allocators' free lists.  Then it waits on its socket
+to the daemon: normally from native code (:meth:`Zygote.serve_snapshot`),
+after taking a snapshot of its memory that every instance starts from and
+hands unchanged pages back to (:mod:`clickos.vm.pages`); where that is not
+possible (no ``memfd_create``, pagemap or numba; ``--no-snapshot``), from the
+Python loop below.
 
 Each ``fork`` request carries one end of a fresh SEQPACKET pair (the
 instance's control channel, ``SCM_RIGHTS``).  The zygote forks; the child runs
@@ -47,6 +53,7 @@ def warm(rounds: int = 30, fault_elements: bool = False, namespaces: list[str] |
     from clickos.packet import kernels
     from clickos.vm import instance, pages
 
+    pages.load_native()   # first: compiling, if it must, leaves much behind
     registry.load_all()
     kernels.warm()
     instance.warm_boot(rounds)
@@ -152,7 +159,7 @@ class Zygote:
 
         import numpy as np
 
-        from clickos.vm import channel, pages
+        from clickos.vm import channel, instance, pages
 
         prep = pages.prepare()
         if prep is None:
@@ -173,14 +180,20 @@ class Zygote:
         pages.current = snap   # as every child will see it
         api = ctypes.pythonapi
         fork_hooks = (api.PyOS_BeforeFork, api.PyOS_AfterFork_Child, api.PyOS_AfterFork_Parent)
-        # what the preparation left in the allocators' free lists: filled, so
-        # that children allocate afresh (see instance.freeze)
+        # The last things before the snapshot: a practice boot, so that the
+        # interpreter's caches (attribute lookups above all: each miss in a
+        # child writes the cache and two names' reference counts) hold what a
+        # boot looks up; then fill what the preparation left in the
+        # allocators' free lists, so that children allocate afresh (see
+        # instance.freeze).
+        instance.warm_boot(2)
         pages.fill_pools()
         pages.fill_malloc()
         fork_hooks[0]()
         what, n, fd0, fd1 = pn.serve(*args, len(data))
         if what == pn.SERVE_CHILD:
             fork_hooks[1]()
+            self.sock.detach()   # closed already (by serve, at once)
             msg = json.loads(bytes(b[pn.MSG: pn.MSG + n]))
             fds = [fd for fd in (fd0, fd1) if fd >= 0]
             del b, q, d, sc, args
