@@ -98,8 +98,12 @@ def test_instances_fork_from_the_snapshot_and_hand_pages_back(tmp_path):
         client.create("b", "c :: Counter; Idle -> c -> Discard;")
         assert client.read("a", "c.count") == "1"
         assert client.read("b", "c.count") == "0"
-        maps = open(f"/proc/{client.show('b')['pid']}/maps").read()
-        assert "clickos-snapshot" in maps
+        pid = client.show("b")["pid"]
+        assert "clickos-snapshot" in open(f"/proc/{pid}/maps").read()
+        # nothing of the zygote's is left open in an instance (but its own /proc files)
+        fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        assert sum("eventpoll" in f for f in fds) == 1, fds
+        assert not any("memfd" in f or "smaps" in f for f in fds), fds
         client.destroy("a")
         client.destroy("b")
     with running_daemon(tmp_path / "plain", snapshot=False) as (daemon, client):

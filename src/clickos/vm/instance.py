@@ -211,7 +211,13 @@ def _recorder(fd: int, parent: int) -> Callable[[Any, str, Any], None]:
 
 
 def _profiled_child(fd: int, chan_fd: int, namespaces: list[str], path: str) -> NoReturn:
-    """hot_code's throwaway child: an instance, profiled (see _recorder)."""
+    """hot_code's throwaway child: an instance, profiled (see _recorder).  It
+    boots in a UTS namespace of its own or not at all (it sets its host name)."""
+    try:
+        sandbox.unshare(sandbox.CLONE_NEWUTS)
+    except OSError:
+        sys.setprofile(None)
+        os._exit(EXIT_INTERNAL)
     try:
         child_main(chan_fd, namespaces, 0, [], path)
     finally:

@@ -418,7 +418,7 @@ def fill_malloc(limit: int = 200_000) -> int:
     top = (libc.sbrk(0) or 0) - info().keepcost   # the top chunk starts here
     if top <= 0:
         return 0
-    kept = (ctypes.c_void_p * limit)()             # (large: mmapped, not on the heap)
+    kept = np.zeros(limit, np.uint64)   # (large: mmapped and lazily zeroed, not on the heap)
     n = 0
     sizes = [1 << k for k in range(16, 10, -1)] + list(range(1024 - 16, 15, -16))
     for size in sizes:

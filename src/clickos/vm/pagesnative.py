@@ -39,6 +39,7 @@ K_FILE = 2                          # backed by a file: copy every page, not onl
 K_SKIP = 4                          # never snapshot (stack, kernel's, devices, VmFlags below)
 K_OURS = 8                          # a mapping of the snapshot file
 K_TAKEN = 16                        # taken into this snapshot
+MAX_FILE_MAPPING = 64 << 20
 
 _MEMFD = tuple(b"clickos-snapshot")
 _HEAP = tuple(b"[heap]")
@@ -189,6 +190,9 @@ def take(smaps_fd, pmfd, memfd, text, ents, rows, have, limit):  # pragma: no co
         return -1, 0, 0
     size = 0
     for r in range(nr):
+        # (a private writable mapping of a big file would be copied whole: left alone)
+        if rows[r, 4] & K_FILE and rows[r, 1] - rows[r, 0] > MAX_FILE_MAPPING:
+            continue
         if rows[r, 4] & (K_PRIVATE_RW | K_SKIP) == K_PRIVATE_RW:
             rows[r, 4] |= K_TAKEN
             rows[r, 2] = size

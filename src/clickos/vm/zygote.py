@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import mmap
 import os
 import select
@@ -187,6 +188,7 @@ class Zygote:
         # allocators' free lists, so that children allocate afresh (see
         # instance.freeze).
         instance.warm_boot(2)
+        gc.collect()           # (the practice instances' selectors: closed)
         pages.fill_pools()
         pages.fill_malloc()
         fork_hooks[0]()
