@@ -296,10 +296,17 @@ def practise(run: Callable[[], object]) -> int:
     shared = mmap.mmap(-1, (cap + 1) * 16, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
     try:
         runs = np.frombuffer(shared, np.int64).reshape(-1, 2)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             rc = 1
             try:
+                from clickos.vm import sandbox
+
+                with contextlib.suppress(OSError):
+                    sandbox.die_with_parent()
+                if os.getppid() != parent:
+                    os._exit(rc)
                 run()
                 snap.attach()
                 sc = snap._scratch
