@@ -643,11 +643,15 @@ def test_click_driver_hotconfig_keeps_queue_and_clients(tmp_path: os.PathLike) -
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
-        while not os.path.exists(path):
+        while True:
+            # The socket file appears at bind(), a moment before listen(): retry.
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
-            time.sleep(0.01)
-        c = Client(path, socket.AF_UNIX)
+            try:
+                c = Client(path, socket.AF_UNIX)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.01)
         assert c.line() == b"Click::ControlSocket/1.3"
         assert c.read(b"q.length") == b"5"
         assert c.ask(b"write hotconfig " + config.replace("LIMIT 5", "LIMIT 2").encode()) == (
