@@ -173,7 +173,7 @@ class HandlerTable:
 
         self.add_read(element, name, read)
         if writable:
-            from clickos.core import confparse as cp  # local: confparse is optional at import time
+            from clickos.core import confparse as cp  # local: keeps this module's import light
 
             parsers: dict[str, Callable[[str], Any]] = {
                 "int": cp.parse_int, "uint": cp.parse_unsigned, "bool": cp.parse_bool,

@@ -75,6 +75,34 @@ def release_sum(free: np.ndarray, nfree: int, idx: np.ndarray, length: np.ndarra
     return t
 
 
+@_jit
+def clone_slots(free: np.ndarray, nfree: int, idx: np.ndarray, out: np.ndarray, data: np.ndarray, off: np.ndarray,
+                length: np.ndarray, ts: np.ndarray, anno64: np.ndarray, mac: np.ndarray, nh: np.ndarray,
+                th: np.ndarray, ptype: np.ndarray) -> int:
+    """Copy packets into fresh slots popped from the free stack; returns the new nfree.
+
+    Copies the used part of each slot (headroom and data, not the unused tail) and
+    every annotation.
+    """
+    for i in range(idx.shape[0]):
+        s = idx[i]
+        d = free[nfree - 1 - i]
+        out[i] = d
+        end = off[s] + length[s]
+        for j in range(end):
+            data[d, j] = data[s, j]
+        off[d] = off[s]
+        length[d] = length[s]
+        ts[d] = ts[s]
+        for k in range(anno64.shape[1]):
+            anno64[d, k] = anno64[s, k]
+        mac[d] = mac[s]
+        nh[d] = nh[s]
+        th[d] = th[s]
+        ptype[d] = ptype[s]
+    return nfree - idx.shape[0]
+
+
 def warm() -> None:
     """Compile (or load from cache) every kernel once, e.g. in a zygote."""
     free = np.arange(8, dtype=np.int32)

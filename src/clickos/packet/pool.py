@@ -164,19 +164,20 @@ class PacketPool:
         """Copy packets (data and annotations) into new slots; returns the new slots.
 
         Click shares data between clones; we copy, which for the small packets of a
-        software router costs less than tracking shared buffers.
+        software router costs less than tracking shared buffers.  One kernel call
+        copies the whole batch (kernels are imported here, lazily, so the pool
+        itself does not need numba).
         """
-        new = self.alloc(len(idx))
-        self.data[new] = self.data[idx]
-        self.off[new] = self.off[idx]
-        self.length[new] = self.length[idx]
-        self.ts[new] = self.ts[idx]
-        self.anno[new] = self.anno[idx]
-        self.mac[new] = self.mac[idx]
-        self.nh[new] = self.nh[idx]
-        self.th[new] = self.th[idx]
-        self.ptype[new] = self.ptype[idx]
-        return new
+        from clickos.packet.kernels import clone_slots
+
+        n = len(idx)
+        if n > self.nfree:
+            self._grow(max(n, self.nslots))
+        out = np.empty(n, np.int32)
+        self.nfree = clone_slots(self.free, self.nfree, np.asarray(idx, np.int32), out, self.data, self.off,
+                                 self.length, self.ts, self.anno.view(np.uint64), self.mac, self.nh, self.th,
+                                 self.ptype)
+        return out
 
     def new_packet(self, payload: bytes, headroom: int | None = None) -> int:
         """Allocate one slot holding ``payload``; returns the slot number."""

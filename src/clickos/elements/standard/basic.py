@@ -100,48 +100,9 @@ def push_ports(e: Element, batch: PacketBatch, ports: np.ndarray) -> None:
         start = end
 
 
-_clone_kernel = None
-
-
 def clone_batch(batch: PacketBatch) -> PacketBatch:
-    """Copies of the packets of ``batch`` in fresh slots: bytes (with headroom) and annotations.
-
-    A numba kernel pops the free slots and copies each packet's used part of its
-    slot (headroom and data, not the unused tail) and its metadata.
-    """
-    global _clone_kernel
-    if _clone_kernel is None:
-        import numba as nb
-
-        @nb.njit(cache=True, nogil=True, boundscheck=False)
-        def clone(free, nfree, idx, out, data, off, length, ts, anno64, mac, nh, th, ptype):  # noqa: ANN001, ANN202
-            for i in range(idx.shape[0]):
-                s = idx[i]
-                d = free[nfree - 1 - i]
-                out[i] = d
-                end = off[s] + length[s]
-                for j in range(end):
-                    data[d, j] = data[s, j]
-                off[d] = off[s]
-                length[d] = length[s]
-                ts[d] = ts[s]
-                for k in range(anno64.shape[1]):
-                    anno64[d, k] = anno64[s, k]
-                mac[d] = mac[s]
-                nh[d] = nh[s]
-                th[d] = th[s]
-                ptype[d] = ptype[s]
-            return nfree - idx.shape[0]
-
-        _clone_kernel = clone
-    pool = batch.pool
-    n = len(batch.idx)
-    if n > pool.nfree:
-        pool._grow(max(n, pool.nslots))
-    out = np.empty(n, np.int32)
-    pool.nfree = _clone_kernel(pool.free, pool.nfree, batch.idx, out, pool.data, pool.off, pool.length,
-                               pool.ts, pool.anno.view(np.uint64), pool.mac, pool.nh, pool.th, pool.ptype)
-    return PacketBatch(pool, out)
+    """Copies of the packets of ``batch`` in fresh slots (see PacketPool.clone)."""
+    return batch.clone()
 
 
 def push_copies(e: Element, batch: PacketBatch, targets: list[int]) -> None:
