@@ -121,6 +121,28 @@ def test_ethermirror_and_rewrite():
     assert handler(r, "e", "src", "3:3:3:3:3:3") == 0 and handler(r, "e", "dst") == "03-03-03-03-03-03"
 
 
+def test_etherrewrite_kernel_any_alignment():
+    """The kernel writes aligned headers as two words and others byte by byte:
+    both give the same bytes, at the MAC header or the data start, up to the
+    slot's end; the bytes around the header are left alone."""
+    from clickos.packet import netkernels
+    from clickos.packet.pool import PacketPool
+
+    pool = PacketPool(8)
+    idx = np.arange(6, dtype=np.int32)
+    pool.data[:] = 0xEE
+    pool.off[idx] = [128, 129, 130, 131, 136, pool.slot_size - 12]
+    pool.mac[idx] = -1
+    pool.mac[4] = 140
+    for hdr in (np.arange(1, 13, dtype=np.uint8), np.full(12, 0xFF, np.uint8)):
+        h8, h4 = int(hdr[:8].view(np.int64)[0]), int(hdr[8:].view(np.int32)[0])
+        netkernels.ether_rewrite(pool.data, pool.off, pool.mac, idx, hdr, h8, h4)
+        for s in idx.tolist():
+            o = int(pool.mac[s]) if pool.mac[s] >= 0 else int(pool.off[s])
+            assert bytes(pool.data[s, o:o + 12]) == hdr.tobytes()
+            assert pool.data[s, o - 1] == 0xEE and (o + 12 == pool.slot_size or pool.data[s, o + 12] == 0xEE)
+
+
 def test_hostetherfilter_types():
     r = chain("HostEtherFilter", f"{A}, true", 2)
     frames = [raw(Ether(src=B, dst=A)), raw(Ether(src=B, dst="ff:ff:ff:ff:ff:ff")),

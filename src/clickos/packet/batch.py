@@ -49,14 +49,37 @@ class PacketBatch:
     def split(self, ports: np.ndarray, nports: int) -> list[PacketBatch | None]:
         """Split by a per-packet output port array; keeps packet order within each port.
 
-        Ports outside [0, nports) are dropped (the caller decides whether that is
-        a kill); the dropped slots are returned by ``split_rest``.
+        Ports outside [0, nports) are dropped from the result (the caller decides
+        whether that is a kill; :meth:`split_rest` also returns them).
         """
-        out: list[PacketBatch | None] = []
+        return self.split_rest(ports, nports)[0]
+
+    def split_rest(self, ports: np.ndarray, nports: int) -> tuple[list[PacketBatch | None], PacketBatch | None]:
+        """:meth:`split`, plus the batch of packets whose port is out of range (or None).
+
+        One kernel pass groups the slots into a fresh array whose parts are
+        views (downstream may keep them); when every packet goes to the same
+        port the batch itself is returned for it, uncopied.
+        """
+        from clickos.packet.kernels import split_ports
+
+        out: list[PacketBatch | None] = [None] * nports
+        n = len(self.idx)
+        if n == 0:
+            return out, None
+        sel = np.empty(n, self.idx.dtype)
+        bounds = np.empty(nports + 2, np.int64)
+        common = split_ports(self.idx, ports, nports, sel, bounds)
+        if common >= 0:
+            out[common] = self
+            return out, None
+        b = bounds.tolist()
+        pool = self.pool
         for p in range(nports):
-            idx = self.idx[ports == p]
-            out.append(PacketBatch(self.pool, idx) if len(idx) else None)
-        return out
+            if b[p + 1] > b[p]:
+                out[p] = PacketBatch(pool, sel[b[p]:b[p + 1]])
+        rest = PacketBatch(pool, sel[b[nports]:]) if b[nports] < n else None
+        return out, rest
 
     def kill(self) -> None:
         """Free every packet of the batch."""

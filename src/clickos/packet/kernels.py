@@ -103,6 +103,48 @@ def clone_slots(free: np.ndarray, nfree: int, idx: np.ndarray, out: np.ndarray, 
     return nfree - idx.shape[0]
 
 
+@_jit
+def split_ports(idx: np.ndarray, ports: np.ndarray, nports: int, sel: np.ndarray, bounds: np.ndarray) -> int:
+    """Group a batch's slots by output port in one pass (order kept within a port).
+
+    Returns the port every packet goes to when they all share one in
+    ``[0, nports)``; ``sel`` and ``bounds`` are then left untouched.  Otherwise
+    returns -1: ``sel[bounds[p]:bounds[p + 1]]`` are port p's slots, and
+    ``sel[bounds[nports]:]`` those whose port is out of range.  ``bounds`` has
+    ``nports + 2`` entries."""
+    n = idx.shape[0]
+    if n == 0:
+        return -1
+    p0 = ports[0]
+    same = p0 >= 0 and p0 < nports
+    for i in range(1, n):
+        if ports[i] != p0:
+            same = False
+            break
+    if same:
+        return p0
+    for p in range(nports + 2):
+        bounds[p] = 0
+    for i in range(n):
+        p = ports[i]
+        if p < 0 or p >= nports:
+            p = nports
+        bounds[p + 1] += 1
+    for p in range(nports + 1):
+        bounds[p + 1] += bounds[p]
+    # bounds[p] is now port p's start; fill, then shift the ends back into starts
+    for i in range(n):
+        p = ports[i]
+        if p < 0 or p >= nports:
+            p = nports
+        sel[bounds[p]] = idx[i]
+        bounds[p] += 1
+    for p in range(nports, 0, -1):
+        bounds[p] = bounds[p - 1]
+    bounds[0] = 0
+    return -1
+
+
 def warm() -> None:
     """Compile (or load from cache) every kernel once, e.g. in a zygote."""
     free = np.arange(8, dtype=np.int32)
@@ -114,3 +156,5 @@ def warm() -> None:
     sum_lengths(z32, out)
     release(free, 6, out)
     release_sum(free, 6, out, z32)
+    split_ports(out, out, 2, out.copy(), np.zeros(4, np.int64))
+    split_ports(out, out.astype(np.int64), 2, out.copy(), np.zeros(4, np.int64))

@@ -348,7 +348,6 @@ class GenRx(RxBackend):
         self.tlen = lengths
         self.tptype = ptypes
         self.clock = element.router.master.clock
-        self._data: np.ndarray | None = None
 
     def recv(self, n: int) -> PacketBatch | None:
         count = self.options.count
@@ -360,12 +359,9 @@ class GenRx(RxBackend):
         pool = self.pool
         if n > pool.nfree:
             pool._grow(max(n, pool.nslots))
-        if pool.data is not self._data:  # the pool's arrays change when it grows
-            self._data = pool.data
-            self._data64, self._anno64 = pool.data.view(np.uint64), pool.anno.view(np.uint64)
         out = np.empty(n, np.int32)
-        self.last_bytes = gen_fill(pool.free, pool.nfree, n, self._data64, pool.off, pool.length, pool.ts,
-                                   self._anno64, pool.mac, pool.nh, pool.th, pool.ptype, out, self.tmpl64,
+        self.last_bytes = gen_fill(pool.free, pool.nfree, n, pool.data64, pool.off, pool.length, pool.ts,
+                                   pool.anno64, pool.mac, pool.nh, pool.th, pool.ptype, out, self.tmpl64,
                                    self.tlen, self.tptype, self._next, pool.headroom, self.clock.now())
         pool.nfree -= n
         self._next = (self._next + n) % len(self.tlen)

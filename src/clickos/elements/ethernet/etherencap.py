@@ -150,6 +150,10 @@ class EtherRewrite(_LiveReconfigure):
         dst = a.read_mp("DST", parse_ether_address)
         a.complete()
         self.src, self.dst = src, dst
+        # built once per configuration (the src/dst handlers reconfigure), not per batch
+        self._hdr = np.frombuffer(dst + src, np.uint8)
+        self._h8 = int(self._hdr[:8].view(np.int64)[0])
+        self._h4 = int(self._hdr[8:].view(np.int32)[0])
 
     def initialize(self, errh: ErrorHandler) -> None:
         from clickos.packet import netkernels
@@ -158,9 +162,13 @@ class EtherRewrite(_LiveReconfigure):
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch:
         pool = batch.pool
-        hdr = np.frombuffer(self.dst + self.src, np.uint8)
-        self._k(pool.data, pool.off, pool.mac, batch.idx, hdr)
+        self._k(pool.data, pool.off, pool.mac, batch.idx, self._hdr, self._h8, self._h4)
         return batch
+
+    def push(self, port: int, batch: PacketBatch) -> None:
+        pool = batch.pool
+        self._k(pool.data, pool.off, pool.mac, batch.idx, self._hdr, self._h8, self._h4)
+        self.outputs[0].push(batch)
 
     def add_handlers(self) -> None:
         self.add_read_handler("src", lambda: unparse_ether(self.src))

@@ -209,10 +209,9 @@ def split_push(element: Element, batch: PacketBatch, ports: np.ndarray) -> None:
     """
     nout = len(element.outputs)
     if getattr(element, "_split_ok", False):
-        parts = batch.split(ports, nout)
-        dead = (ports < 0) | (ports >= nout)
-        if dead.any():
-            batch.pool.release(batch.idx[dead])
+        parts, rest = batch.split_rest(ports, nout)
+        if rest is not None:
+            rest.kill()
         for port, part in enumerate(parts):
             if part is not None:
                 element.outputs[port].push(part)

@@ -310,10 +310,11 @@ class IPRouteTable(Element):
     def push(self, port: int, batch: PacketBatch) -> None:
         ports = self.lookup_batch(batch)
         if self._split_ok:
-            dead = ports < 0
-            if dead.any():
-                self._no_route(PacketBatch(batch.pool, batch.idx[dead]), 0, int(dead.sum()))
-            for p, part in enumerate(batch.split(ports, len(self.outputs))):
+            # routes only name existing outputs, so the rest are the unrouted (-1)
+            parts, rest = batch.split_rest(ports, len(self.outputs))
+            if rest is not None:
+                self._no_route(rest, 0, len(rest))
+            for p, part in enumerate(parts):
                 if part is not None:
                     self.outputs[p].push(part)
             return

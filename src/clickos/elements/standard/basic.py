@@ -85,10 +85,10 @@ def push_ports(e: Element, batch: PacketBatch, ports: np.ndarray) -> None:
             batch.kill()
         return
     if getattr(e, "_split_ok", False):
-        dead = (ports < 0) | (ports >= nout)
-        if dead.any():
-            batch.pool.release(batch.idx[dead])
-        for p, sub in enumerate(batch.split(ports, nout)):
+        parts, rest = batch.split_rest(ports, nout)
+        if rest is not None:
+            rest.kill()
+        for p, sub in enumerate(parts):
             if sub is not None:
                 outs[p].push(sub)
         return

@@ -104,6 +104,7 @@ class InfiniteSource(Element):
                 rep = raw or b"\0"
                 raw = (rep * (self.datasize // len(rep) + 1))[: self.datasize]
         self._payload = raw
+        self._tlen = len(raw)
         self.router.pool.ensure_slot_size(len(raw))
         padded = raw + b"\0" * (-len(raw) % 8)
         self._tmpl64 = np.frombuffer(padded, np.uint64).copy() if padded else np.zeros(0, np.uint64)
@@ -112,7 +113,6 @@ class InfiniteSource(Element):
         from clickos.packet import kernels
 
         self._k_alloc = kernels.alloc_fill
-        self._out = np.zeros(max(self.burst, 1), np.int32)
         if self.task is not None:
             self.task.initialize(self, True)
             self._nonfull = downstream_full_signal(self, 0, self.task)
@@ -134,16 +134,15 @@ class InfiniteSource(Element):
         pool = self.router.pool
         if n > pool.nfree:
             pool._grow(max(n, pool.nslots))
-        if len(self._out) < n:
-            self._out = np.zeros(n, np.int32)
         clock = self.router.master.clock
         ts = clock.now() if self.timestamp else 0
-        out = self._out
-        pool.nfree = self._k_alloc(pool.free, pool.nfree, n, pool.data.view(np.uint64), pool.off,
-                                   pool.length, pool.ts, pool.anno.view(np.uint64), pool.mac, pool.nh,
-                                   pool.th, pool.ptype, out, self._tmpl64, len(self._payload),
+        # a fresh index array each batch: downstream elements may keep the batch
+        out = np.empty(n, np.int32)
+        pool.nfree = self._k_alloc(pool.free, pool.nfree, n, pool.data64, pool.off,
+                                   pool.length, pool.ts, pool.anno64, pool.mac, pool.nh,
+                                   pool.th, pool.ptype, out, self._tmpl64, self._tlen,
                                    pool.headroom, ts)
-        return PacketBatch(pool, out[:n].copy())
+        return PacketBatch(pool, out)
 
     def run_task(self) -> bool:
         if not self.active or not self._nonfull.active():
@@ -241,5 +240,4 @@ class InfiniteSource(Element):
         count = self.count
         self.configure(conf, errh)
         self.count = count
-        self._out = np.zeros(max(self.burst, 1), np.int32)
         self._changed()
