@@ -534,3 +534,20 @@ def test_bench_measures_a_middlebox() -> None:
     assert res["gbps"] == pytest.approx(res["mpps"] * 64 * 8 / 1000, rel=0.01)
     shaped = bench.run_one("shaper", duration=0.2, warmup=0.05)
     assert shaped["configured_gbps"] == 0.1 and abs(shaped["rate_error"]) < 0.05
+
+
+@pytest.mark.parametrize("name", ["router", "firewall"])
+def test_bench_paths_forward_every_packet(name: str) -> None:
+    """`clickos bench paths`: the issue's two paths pass the benchmark frame
+    through (a drop would make the rate meaningless)."""
+    from clickos.bench.cli import PATHS, path_config
+    from clickos.core.errors import ErrorHandler
+    from clickos.core.master import Master
+    from clickos.core.router import Router
+
+    errh = ErrorHandler()
+    r = Router.from_text(path_config(PATHS[name], 1000), "paths", errh, master=Master())
+    assert r is not None, errh.text()
+    r.activate(errh)
+    r.master.driver()
+    assert r.find("ac").count == 1000

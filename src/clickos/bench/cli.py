@@ -5,6 +5,11 @@
 - ``bench core [--click PATH]``: the core issue's configuration — a 60-byte
   Ethernet/IPv4/UDP frame from InfiniteSource through Counter and
   AverageCounter to Discard — at BURST 256 and BURST 1.
+- ``bench paths [--click PATH]``: the middlebox issue's two element paths at
+  BURST 256, the IP router path (``Strip(14) -> CheckIPHeader -> DecIPTTL``)
+  and the firewall chain (``Classifier(12/0800) -> Strip(14) -> CheckIPHeader
+  -> IPFilter(allow udp && dst port 5000, deny all) -> DecIPTTL -> Unstrip(14)
+  -> EtherMirror``), fed the same 60-byte UDP frame (destination port 5000).
 
 Rates are medians of ``--repeat`` runs, measured in the same invocation, and
 reported as ratios against Click when Click is given (the machine is shared:
@@ -28,6 +33,20 @@ FRAME60 = ("02000000000202000000000108004500002e0000000040111489c6336401cb007101
 def core_config(burst: int, limit: int) -> str:
     return (f"InfiniteSource(DATA \\<{FRAME60}>, LIMIT {limit}, STOP true, BURST {burst})\n"
             "  -> c :: Counter -> ac :: AverageCounter -> Discard;\n")
+
+
+# The middlebox issue's paths; the source and the AverageCounter around them are
+# the same as in the core benchmark.
+PATHS = {
+    "router": "Strip(14) -> CheckIPHeader -> DecIPTTL",
+    "firewall": ("Classifier(12/0800) -> Strip(14) -> CheckIPHeader\n"
+                 "  -> IPFilter(allow udp && dst port 5000, deny all) -> DecIPTTL -> Unstrip(14) -> EtherMirror"),
+}
+
+
+def path_config(path: str, limit: int, burst: int = 256) -> str:
+    return (f"InfiniteSource(DATA \\<{FRAME60}>, LIMIT {limit}, STOP true, BURST {burst})\n"
+            f"  -> {path}\n  -> ac :: AverageCounter -> Discard;\n")
 
 
 def _ours() -> list[str]:
@@ -91,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--limit", type=int, default=20_000_000)
     c.add_argument("--limit1", type=int, default=3_000_000, help="LIMIT for the BURST 1 run")
     c.add_argument("--json", action="store_true")
+    pth = sub.add_parser("paths", help="the IP router path and the firewall chain at BURST 256")
+    pth.add_argument("--click", help="path of Click's userlevel click binary, to compare")
+    pth.add_argument("--repeat", type=int, default=3)
+    pth.add_argument("--limit", type=int, default=20_000_000)
+    pth.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     click = args.click or os.environ.get("CLICK_BIN")
     if args.cmd == "run":
@@ -101,6 +125,19 @@ def main(argv: list[str] | None = None) -> int:
             _print_row(os.path.basename(args.config), res)
         return 0
     results = {}
+    if args.cmd == "paths":
+        with tempfile.TemporaryDirectory() as d:
+            for name, path in PATHS.items():
+                fn = os.path.join(d, f"{name}.click")
+                with open(fn, "w") as f:
+                    f.write(path_config(path, args.limit))
+                res = compare(fn, click, args.repeat)
+                results[name] = res
+                if not args.json:
+                    _print_row(f"{name} path (BURST 256)", res)
+        if args.json:
+            print(json.dumps(results))
+        return 0
     with tempfile.TemporaryDirectory() as d:
         for burst, limit in ((256, args.limit), (1, args.limit1)):
             path = os.path.join(d, f"core-burst{burst}.click")
