@@ -233,6 +233,27 @@ def test_iprouter_icmp_errors_and_drops(tmp: str) -> None:
     assert echo[ICMP].id == 77 and echo[ICMP].seq == 3 and bytes(echo[ICMP].payload) == b"hello"
 
 
+def test_iprouter_redirects_packets_leaving_by_their_input(tmp: str) -> None:
+    """A packet from 10.0.0.2 for 10.0.0.9 comes in and goes out on interface 0:
+    forwarded, and the sender told (ICMP redirect, host) to use 10.0.0.9 directly,
+    as Click's IP router does.  Packets crossing to interface 1 get no redirect."""
+    other_mac = "02:00:00:00:00:09"
+    learn = [arp_reply(HOST0_IP, HOST0_MAC, IF0_IP, IF0_MAC), arp_reply("10.0.0.9", other_mac, IF0_IP, IF0_MAC)]
+    same = udp(HOST0_IP, "10.0.0.9", sport=6001)
+    across = udp(HOST0_IP, "10.0.1.5", sport=6002)
+    res = run_middlebox("iprouter", tmp, {0: learn + [same, across]})
+    out0 = ip_frames(res.out[0])
+    fwd = [p for p in out0 if UDP in p and ICMP not in p]
+    redirects = [p for p in out0 if ICMP in p]
+    assert len(fwd) == 1 and fwd[0].dst == other_mac and fwd[0][UDP].sport == 6001
+    assert len(redirects) == 1
+    r = redirects[0]
+    assert (r[ICMP].type, r[ICMP].code) == (5, 1)
+    assert r[IP].src == IF0_IP and r[IP].dst == HOST0_IP and r.dst == HOST0_MAC
+    assert r[ICMP].gw == "10.0.0.9" and r[IPerror].dst == "10.0.0.9" and r[UDPerror].sport == 6001
+    assert ip_checksum_ok(r) and l4_checksum_ok(r)
+
+
 def test_iprouter_fragments_large_packets(tmp: str) -> None:
     big = Ether(src=HOST0_MAC, dst=IF0_MAC) / IP(src=HOST0_IP, dst="10.0.1.5", id=99) / \
         UDP(sport=5, dport=9) / Raw(bytes(range(256)) * 8)

@@ -122,6 +122,22 @@ def test_paint_anno_and_checkpaint() -> None:
     assert write(r, "cp.color", "300") < 0
 
 
+def test_painttee_copies_painted_packets() -> None:
+    # two sources, painted 1 and 2, into one PaintTee(2): every packet on output 0,
+    # copies of the paint-2 ones on output 1, and no slot leaked
+    r = run("InfiniteSource(LIMIT 4, BURST 4, STOP true) -> Paint(1) -> pt :: PaintTee(2)"
+            "-> a :: Counter -> Discard; pt[1] -> b :: Counter -> Discard;"
+            "InfiniteSource(LIMIT 3, BURST 3, STOP true) -> Paint(2) -> pt")
+    assert (r.read("a.count"), r.read("b.count")) == ("7", "3")
+    assert r.router.pool.in_use == 0
+    assert r.read("pt.color") == "2" and write(r, "pt.color", "256") < 0
+    # the copy is a copy: marking it leaves the original alone
+    r = run("InfiniteSource(LIMIT 2, STOP true) -> Paint(5, ANNO 20) -> pt :: PaintTee(5, ANNO 20)"
+            "-> cp :: CheckPaint(5, 20) -> a :: Counter -> Discard; cp[1] -> x :: Counter -> Discard;"
+            "pt[1] -> Paint(9, ANNO 20) -> b :: Counter -> Discard")
+    assert (r.read("a.count"), r.read("x.count"), r.read("b.count")) == ("2", "0", "2")
+
+
 def test_paint_errors() -> None:
     r = build("Idle -> Paint(300) -> Discard; Idle -> Paint(1, FOO) -> Discard")
     assert "COLOR: out of range, bound 255" in r.errors

@@ -145,6 +145,18 @@ def split_ports(idx: np.ndarray, ports: np.ndarray, nports: int, sel: np.ndarray
     return -1
 
 
+@_jit
+def anno_equal(anno: np.ndarray, idx: np.ndarray, col: int, value: int, out: np.ndarray) -> int:
+    """``out[i]`` = whether packet i's annotation byte ``col`` is ``value``;
+    returns how many are."""
+    n = 0
+    for i in range(idx.shape[0]):
+        e = anno[idx[i], col] == value
+        out[i] = e
+        n += e
+    return n
+
+
 def warm() -> None:
     """Compile (or load from cache) every kernel once, e.g. in a zygote."""
     free = np.arange(8, dtype=np.int32)
@@ -157,4 +169,5 @@ def warm() -> None:
     release(free, 6, out)
     release_sum(free, 6, out, z32)
     split_ports(out, out, 2, out.copy(), np.zeros(4, np.int64))
+    anno_equal(np.zeros((8, 48), np.uint8), out, 16, 1, np.zeros(2, np.bool_))
     split_ports(out, out.astype(np.int64), 2, out.copy(), np.zeros(4, np.int64))

@@ -9,7 +9,8 @@
 // checks IP headers (bad checksums, bad lengths, martian sources are dropped),
 // decrements TTLs (fixing checksums incrementally), answers pings to its own
 // addresses and sends ICMP errors: time exceeded, network unreachable,
-// parameter problem, fragmentation needed (large packets are fragmented).
+// parameter problem, fragmentation needed (large packets are fragmented), and
+// host redirects for packets that leave by the interface they came in on.
 //
 //   click iprouter.click DEV0=pcap:in0.pcap,out=out0.pcap DEV1=pcap:in1.pcap,out=out1.pcap
 
@@ -60,10 +61,12 @@ local[1] -> Discard;
 // Forwarding, one output path per interface.  ICMP errors take the source
 // address of the interface they leave by (ICMPError sets FixIPSrc's
 // annotation).
-elementclass Output { $addr |
+elementclass Output { $addr, $color |
     // output 0: packets to send; 1: bad IP options; 2: TTL expired;
-    // 3: too big and "don't fragment" set.
+    // 3: too big and "don't fragment" set; 4: copies of packets that came in
+    // on this interface ($color), for redirects.
     input -> DropBroadcasts
+          -> redirect :: PaintTee($color)
           -> gw :: IPGWOptions($addr)
           -> FixIPSrc($addr)
           -> ttl :: DecIPTTL
@@ -72,10 +75,11 @@ elementclass Output { $addr |
     gw[1] -> [1]output;
     ttl[1] -> [2]output;
     frag[1] -> [3]output;
+    redirect[1] -> [4]output;
 }
 
-rt[1] -> out0 :: Output(if0) -> [1]i0;
-rt[2] -> out1 :: Output(if1) -> [1]i1;
+rt[1] -> out0 :: Output(if0, 1) -> [1]i0;
+rt[2] -> out1 :: Output(if1, 2) -> [1]i1;
 
 out0[1] -> ICMPError(if0, parameterproblem) -> rt;
 out0[2] -> ICMPError(if0, timeexceeded) -> rt;
@@ -83,5 +87,7 @@ out0[3] -> ICMPError(if0, unreachable, needfrag, PMTU 1500) -> rt;
 out1[1] -> ICMPError(if1, parameterproblem) -> rt;
 out1[2] -> ICMPError(if1, timeexceeded) -> rt;
 out1[3] -> ICMPError(if1, unreachable, needfrag, PMTU 1500) -> rt;
+out0[4] -> ICMPError(if0, redirect, host) -> rt;
+out1[4] -> ICMPError(if1, redirect, host) -> rt;
 
 rt[3] -> ICMPError(if0, unreachable, net) -> rt;

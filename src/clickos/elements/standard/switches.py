@@ -1,6 +1,6 @@
 """Paint annotations and output-choosing switches.
 
-Paint, PaintSwitch, CheckPaint, Switch, StaticSwitch, InputSwitch,
+Paint, PaintSwitch, CheckPaint, PaintTee, Switch, StaticSwitch, InputSwitch,
 RoundRobinSwitch, RandomSwitch, StrideSwitch.  Each works on a whole batch:
 the per-packet output port is computed as an array and the batch is split
 with ``PacketBatch.split`` when nothing downstream can see the packets' order
@@ -67,6 +67,76 @@ class Paint(Element):
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
         batch.pool.anno[batch.idx, self.anno] = self.color
         return batch
+
+
+class PaintTee(Element):
+    """PaintTee(COLOR [, ANNO])
+
+    Sends every packet out of output 0, and a copy of each packet painted COLOR
+    out of output 1.
+
+    Routers use it to send ICMP redirects: a packet about to leave by the
+    interface it came in on (its paint, set by Paint on input, equals that
+    interface's number) is copied towards an ICMPError(..., redirect, host).
+    ANNO selects a one-byte annotation other than PAINT.
+
+    Handlers: ``color`` (read/write).
+
+    Example::
+
+        FromDevice(0) -> Paint(0) -> ... -> rt;
+        rt[0] -> pt :: PaintTee(0) -> ... -> ToDevice(0);
+        pt[1] -> ICMPError(10.0.0.1, redirect, host) -> rt;
+    """
+
+    port_count = "1/2"
+    processing = "a/ah"
+    batch_transparent = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.color = 0
+        self.anno = PAINT_ANNO_OFFSET
+
+    def configure(self, conf: list[str], errh: ErrorHandler) -> None:
+        a = Args(conf, self)
+        color = a.read_mp("COLOR", parse_uint8)
+        anno = a.read_p("ANNO", anno_arg(1), default=PAINT_ANNO_OFFSET)
+        a.complete()
+        self.color, self.anno = color, anno
+
+    def initialize(self, errh: ErrorHandler) -> None:
+        from clickos.packet.kernels import anno_equal
+
+        # one copy per batch is only right when nothing downstream of the copies
+        # can tell they were not interleaved with the originals
+        self._split_ok = compute_split_ok(self)
+        self._k = anno_equal
+        self._painted = np.zeros(256, np.bool_)
+
+    def add_handlers(self) -> None:
+        self.add_read_handler("color", lambda: self.color)
+        self.add_write_handler("color", int_writer(self, "color", 0, 255, "expected uint8_t"))
+
+    def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
+        idx = batch.idx
+        if len(self._painted) < len(idx):
+            self._painted = np.zeros(len(idx), np.bool_)
+        # a kernel: on a router's forwarding path this runs for every batch
+        if self._k(batch.pool.anno, idx, self.anno, self.color, self._painted) == 0:
+            return batch
+        painted = self._painted[:len(idx)].copy()
+        if self._split_ok or self.outputs[0].is_pull:
+            # as Click does per packet: the copy goes out before the original
+            self.outputs[1].push(PacketBatch(batch.pool, batch.idx[painted]).clone())
+            return batch
+        # packet by packet: copy, then the original, in order
+        pool = batch.pool
+        for i, s in enumerate(batch.idx.tolist()):
+            if painted[i]:
+                self.outputs[1].push(PacketBatch.one(pool, s).clone())
+            self.outputs[0].push(PacketBatch.one(pool, s))
+        return None
 
 
 class PaintSwitch(Element):
