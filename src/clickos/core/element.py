@@ -250,6 +250,12 @@ class Element:
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
         return batch
 
+    def fast_step(self) -> Any:
+        """This element's step in a fused push path (``core/fastpath.py``): a
+        ``clickos.packet.fusegen.Step`` doing what ``push`` does for the packets
+        that go on out of output 0, or None (the default: not fusable)."""
+        return None
+
     def checked_output_push(self, port: int, batch: PacketBatch) -> None:
         """Push to ``port`` if it exists, else drop the batch (Click's checked_output_push)."""
         if 0 <= port < len(self.outputs):

@@ -108,6 +108,11 @@ class Handler:
         except ClickError as e:
             errh.error(str(e))
             return -errno.EINVAL
+        finally:
+            if self.element is not None and getattr(self.element, "_fast_paths", None):
+                from clickos.core.fastpath import element_changed
+
+                element_changed(self.element)
         if isinstance(r, int) and not isinstance(r, bool) and r < 0:
             return r
         return -errno.EINVAL if errh.nerrors > before else 0

@@ -318,6 +318,11 @@ class Router:
                     self._stage[i] = CLEANUP_CONFIGURE_FAILED
                     all_ok = False
         if all_ok:
+            from clickos.core import fastpath
+
+            # before any element initializes: elements keep their output ports'
+            # push functions from initialize on, and fusion reroutes some ports
+            fastpath.build(self)
             self._add_global_handlers()
             for e in self.elements:
                 self._add_default_handlers(e)
@@ -373,6 +378,8 @@ class Router:
     def cleanup(self) -> None:
         """Stop and clean up every element (router teardown)."""
         self.master.kill_router(self)
+        for path in self.attachments.get("fastpaths", ()):
+            path.reset()   # stops a kernel compile still running in a child process
         for i in reversed(self.configure_order()):
             stage = self._stage[i] if i < len(self._stage) else CLEANUP_BEFORE_CONFIGURE
             try:

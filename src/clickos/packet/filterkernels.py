@@ -204,24 +204,6 @@ MAX_SPECIALIZED_STEPS = 48
 _specialized: dict[bytes, object] = {}
 
 
-def _cache_dir() -> str:
-    import os
-    import tempfile
-
-    base = os.environ.get("CLICKOS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "clickos")
-    path = os.path.join(base, "ipfilter")
-    try:
-        os.makedirs(path, exist_ok=True)
-        if os.access(path, os.W_OK):
-            return path
-    except OSError:
-        pass
-    path = os.path.join(tempfile.gettempdir(), f"clickos-ipfilter-{os.getuid()}")
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
 def _step_source(prog: np.ndarray, i: int, ind: str, checked: bool = True) -> list[str]:
     base, rel, width, need, yes, no, short, mask, value, nv, first = (int(x) for x in prog[i, :NCOLS])
     hdr = ("m", "n", "t")[base]
@@ -278,10 +260,7 @@ def _tree_source(prog: np.ndarray, step: int, ind: str, budget: list[int],
 def specialize(prog: np.ndarray) -> object | None:
     """A kernel with ``ipfilter_match``'s arguments and results, compiled for the
     program table ``prog`` alone; None if it cannot be made."""
-    import hashlib
-    import importlib.util
-    import os
-    import sys
+    from clickos.packet import codegen
 
     nsteps = int(np.count_nonzero(prog[:, P_NVALUES]))
     if nsteps == 0 or nsteps > MAX_SPECIALIZED_STEPS:
@@ -368,24 +347,8 @@ def specialize(prog: np.ndarray) -> object | None:
                 "",
             ]
         source = "\n".join(lines)
-        digest = hashlib.sha1(source.encode()).hexdigest()[:20]
-        path = os.path.join(_cache_dir(), f"ipf_{digest}.py")
-        if not os.path.exists(path):
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                f.write(source)
-            os.replace(tmp, path)
-        name = f"clickos_ipf_{digest}"
-        module = sys.modules.get(name)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(path)
-            module = importlib.util.module_from_spec(spec)
-            # numba's cache finds the module again by name when it loads compiled code
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        kernel = module.match
+        path, name = codegen.write_source("ipfilter", "ipf", source)
+        kernel = codegen.import_file(path, name).match
         # compile (or load) now, on a one-packet dummy batch
         data = np.zeros((1, 64), np.uint8)
         z = np.zeros(1, np.int32)

@@ -4,6 +4,8 @@ StripEtherVLANHeader), HostEtherFilter and MarkMACHeader."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clickos.core.args import Args
@@ -170,6 +172,11 @@ class EtherRewrite(_LiveReconfigure):
         self._k(pool.data, pool.off, pool.mac, batch.idx, self._hdr, self._h8, self._h4)
         self.outputs[0].push(batch)
 
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.ether_rewrite(self.dst + self.src)
+
     def add_handlers(self) -> None:
         self.add_read_handler("src", lambda: unparse_ether(self.src))
         self.add_write_handler("src", lambda v, e: reconfigure_keyword(self, "1 SRC", v, e))
@@ -201,6 +208,11 @@ class EtherMirror(Element):
         pool = batch.pool
         self._k(pool.data, pool.off, batch.idx)
         return batch
+
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.ether_mirror()
 
 
 def _parse_tci_word(word: str | None, pcp: int, vid: int) -> tuple[bool, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clickos.core.args import Args
@@ -156,7 +158,9 @@ class IPFragmenter(Element):
             off += out_dlen
         # the original packet, cut short, is the first fragment
         keep = (ip - int(pool.off[s])) + hlen + first_dlen
-        if keep < int(pool.length[s]):
+        if 0 <= keep < int(pool.length[s]):
+            # (as Click's Packet::take, which refuses to take more than the whole
+            # packet: with the network header before the data, keep may be < 0)
             pool.length[s] = keep
         ports.append(0)
         slots.append(s)
@@ -194,6 +198,11 @@ class IPFragmenter(Element):
 
         self._split_ok = compute_split_ok(self)
         self._k = netkernels.count_too_big
+
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.punt_too_big(self.mtu)
 
     def add_handlers(self) -> None:
         self.add_read_handler("drops", lambda: self.drops)

@@ -1744,6 +1744,19 @@ class IPFilter(Element):
     def can_live_reconfigure(self) -> bool:
         return True
 
+    def fast_step(self) -> Any:
+        """Output 0's packets go on through a fused path; the others are punted."""
+        from clickos.packet import fusegen
+        from clickos.packet.filterkernels import MAX_SPECIALIZED_STEPS, P_NVALUES
+
+        if type(self).push is not IPFilter.push:
+            return None
+        if self._everything == 0:
+            return fusegen.Step([])
+        if self._everything >= 0 or not 0 < np.count_nonzero(self._table[:, P_NVALUES]) <= MAX_SPECIALIZED_STEPS:
+            return None
+        return fusegen.ipfilter(self._table)
+
     def initialize(self, errh: ErrorHandler) -> None:
         from clickos.elements.standard.basic import compute_split_ok
 

@@ -4,6 +4,8 @@ DropBroadcasts, IPGWOptions and IPOutputCombo."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clickos.core.args import Args
@@ -75,6 +77,11 @@ class DecIPTTL(_Checker):
         multicast = a.read("MULTICAST", parse_bool, True)
         a.complete()
         self.active, self.multicast = active, multicast
+
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.dec_ttl(self.multicast) if self.active else fusegen.Step([])
 
     def initialize(self, errh: ErrorHandler) -> None:
         from clickos.packet import netkernels
@@ -286,6 +293,11 @@ class FixIPSrc(Element):
         self._k(pool.data, pool.nh, pool.anno, batch.idx, FIX_IP_SRC_ANNO, int.from_bytes(self.my_ip, "big"))
         return batch
 
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.punt_anno_set(FIX_IP_SRC_ANNO)
+
 
 class GetIPAddress(Element):
     """GetIPAddress(OFFSET [, ANNO, KEYWORDS])
@@ -481,6 +493,11 @@ class DropBroadcasts(_Checker):
             chatter("DropBroadcasts: dropped a packet")
         self.drops += 1
 
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.punt_ptypes(BROADCAST, MULTICAST)
+
     def add_handlers(self) -> None:
         self.add_read_handler("drops", lambda: self.drops)
 
@@ -625,6 +642,11 @@ class IPGWOptions(_Checker):
 
     def _report(self, reason: int) -> None:
         self.drops += 1
+
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.punt_ip_options()
 
     def add_handlers(self) -> None:
         self.add_read_handler("drops", lambda: self.drops)

@@ -7,6 +7,8 @@ pool's per-slot ``off``/``length`` arrays over the batch's slots.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clickos.core.args import Args
@@ -240,6 +242,11 @@ class Strip(Element):
         self._k = kernels().pull
         self._short = np.empty(256, np.int32)
 
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.strip(self.nbytes)
+
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
         pool, idx = batch.pool, batch.idx
         short = self._short
@@ -279,6 +286,11 @@ class Unstrip(Element):
     def initialize(self, errh: ErrorHandler) -> None:
         self._k = kernels().push
         self._left = np.empty(256, np.int32)
+
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.unstrip(self.nbytes)
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
         pool, idx = batch.pool, batch.idx

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,11 @@ class Paint(Element):
         batch.pool.anno[batch.idx, self.anno] = self.color
         return batch
 
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.paint(self.anno, self.color)
+
 
 class PaintTee(Element):
     """PaintTee(COLOR [, ANNO])
@@ -117,6 +123,11 @@ class PaintTee(Element):
     def add_handlers(self) -> None:
         self.add_read_handler("color", lambda: self.color)
         self.add_write_handler("color", int_writer(self, "color", 0, 255, "expected uint8_t"))
+
+    def fast_step(self) -> Any:
+        from clickos.packet import fusegen
+
+        return fusegen.punt_painted(self.anno, self.color)
 
     def simple_action(self, batch: PacketBatch) -> PacketBatch | None:
         idx = batch.idx
