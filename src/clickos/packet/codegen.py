@@ -8,7 +8,8 @@ and the next process loads it in milliseconds) and imported from there.
 Compiling takes numba a second or more.  :class:`BackgroundCompile` does it
 in a child process, which fills the on-disk cache while the router keeps
 forwarding with its ordinary kernels; the router then loads the result from
-the cache without stalling.
+the cache without stalling.  ``CLICKOS_COMPILE_CHILD=0`` forbids the child:
+only kernels compiled before are loaded.
 """
 
 from __future__ import annotations
@@ -144,6 +145,11 @@ class BackgroundCompile:
         if os.path.exists(_marker(path, func, desc)):
             # compiled before (by an earlier child): loading takes milliseconds
             self._load()
+            return
+        if os.environ.get("CLICKOS_COMPILE_CHILD", "1") == "0":
+            # (sandboxed instances: a compiler process would count against their
+            # memory and process limits) only kernels compiled before are used
+            self._result = False
             return
         code = ("import json, sys; from clickos.packet.codegen import compile_in_child; "
                 "compile_in_child(sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))")
