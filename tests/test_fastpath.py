@@ -260,3 +260,24 @@ def test_disabled_and_unfusable(monkeypatch: pytest.MonkeyPatch) -> None:
     # source address lists keep CheckIPHeader on its own kernel: no run of two
     r = build([("Strip", "14"), ("CheckIPHeader", "BADSRC 192.0.2.1"), ("Null", ""), ("DecIPTTL", "")])
     assert fastpath.fast_paths(r) == []
+
+
+def test_no_compiler_child_when_forbidden(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """CLICKOS_COMPILE_CHILD=0 (sandboxed instances): no child process; without a
+    kernel compiled before, the path stays on the ordinary elements."""
+    import subprocess
+
+    monkeypatch.setenv("CLICKOS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CLICKOS_FASTPATH", "1")
+    monkeypatch.setenv("CLICKOS_COMPILE_CHILD", "0")
+
+    def no_popen(*a: object, **k: object) -> None:
+        raise AssertionError("a compiler process was started")
+
+    monkeypatch.setattr(subprocess, "Popen", no_popen)
+    r = build([("Strip", "14"), ("CheckIPHeader", ""), ("Unstrip", "14")])
+    frame = raw(Ether() / IP() / UDP())
+    sent = warm_up(r, frame, timeout=10)
+    path = fastpath.fast_paths(r)[0]
+    assert path.failed and path.kernel is None
+    assert len(r.find("out").got) == sent
