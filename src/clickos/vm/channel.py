@@ -18,6 +18,9 @@ from typing import Any
 MAX_MESSAGE = 16 << 20          # configurations and handler values travel in one message
 _BUFFER = MAX_MESSAGE + 4096
 _PEEK = bytearray(1)
+# (plain ints: or-ing the socket module's flag enums makes enum objects on each call)
+_PEEK_FLAGS = int(socket.MSG_PEEK | socket.MSG_TRUNC)
+_DONTWAIT = int(socket.MSG_DONTWAIT)
 
 
 def pair() -> tuple[socket.socket, socket.socket]:
@@ -59,8 +62,8 @@ def recv(s: socket.socket, nonblock: bool = False) -> tuple[dict[str, Any] | Non
     With ``nonblock`` (or on a non-blocking socket) raises BlockingIOError when
     nothing is waiting.
     """
-    flags = socket.MSG_DONTWAIT if nonblock else 0
-    size = s.recv_into(_PEEK, 1, socket.MSG_PEEK | socket.MSG_TRUNC | flags)
+    flags = _DONTWAIT if nonblock else 0
+    size = s.recv_into(_PEEK, 1, _PEEK_FLAGS | flags)
     if size == 0:
         # a zero-length read is end of file (we never send empty messages)
         return None, []

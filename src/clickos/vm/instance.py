@@ -58,8 +58,9 @@ EXIT_CONFIG = 2
 EXIT_INTERNAL = 70
 POOL_NICE = 10
 # After booting or answering a request, an instance hands back the pages it
-# copied from the zygote and has put back as they were (pages.Snapshot): once,
-# this long after the first of a burst of requests (not on the boot path).
+# copied from the zygote and has put back as they were (pages.Snapshot), and
+# lets go of the snapshot's own pages (it maps again those it touches later):
+# once, this long after the first of a burst of requests (not on the boot path).
 RESHARE_MS = 30
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
@@ -196,6 +197,62 @@ def hot_code(namespaces: list[str] | None = None) -> list[Any]:
     return list(hot.values())
 
 
+def written_code(code: list[Any], namespaces: list[str] | None = None) -> set[int]:
+    """Which of ``code`` an idle instance has written (ids).
+
+    Running a function writes its code object (reference count, warm-up and
+    specialisation counters; a closure made keeps a reference), and code
+    that a real instance runs but the zygote's practice boots do not
+    (sandboxing, the first request) is written every time.  Found by booting
+    a real instance in a throwaway child, as :func:`hot_code` does but
+    without a profiler, and comparing, once it is idle, each code object's
+    bytes in its memory (``/proc/PID/mem``) with ours.  Empty if that memory
+    cannot be read (not root)."""
+    import ctypes
+
+    before = []
+    c = None
+    for c in code:
+        raw = bytearray(ctypes.string_at(id(c), sys.getsizeof(c)))
+        # (less the reference the loop holds: the child looks with only ``code``'s)
+        raw[:8] = (int.from_bytes(raw[:8], sys.byteorder) - 1).to_bytes(8, sys.byteorder)
+        before.append((id(c), bytes(raw)))
+    c = None
+    written: set[int] = set()
+
+    def compare() -> None:
+        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for addr, raw in before:
+                if os.pread(fd, len(raw), addr) != raw:
+                    written.add(addr)
+        finally:
+            os.close(fd)
+
+    ours, theirs = channel.pair()
+    path = f"/tmp/.clickos-probe-{os.getpid()}.sock"
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        _profiled_child(-1, theirs.detach(), namespaces or [], path)
+    theirs.close()
+    try:
+        _drive_profiled_child(pid, ours, path, _best_effort(compare))
+    finally:
+        ours.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return written
+
+
+def _best_effort(fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        with contextlib.suppress(OSError):
+            fn()
+
+    return run
+
+
 def _recorder(fd: int, parent: int) -> Callable[[Any, str, Any], None]:
     """A profiler writing to ``fd`` each code object called (outside ``parent``)."""
     seen: set[int] = set()
@@ -224,8 +281,10 @@ def _profiled_child(fd: int, chan_fd: int, namespaces: list[str], path: str) -> 
         os._exit(EXIT_INTERNAL)
 
 
-def _drive_profiled_child(pid: int, ours: socket.socket, path: str) -> None:
-    """Play the daemon for hot_code's child: boot it, ask, idle, stop."""
+def _drive_profiled_child(pid: int, ours: socket.socket, path: str,
+                          idle: Callable[[], None] | None = None) -> None:
+    """Play the daemon for hot_code's child: boot it, ask, idle (then call
+    ``idle``), stop."""
     try:
         ours.settimeout(10)
         msg, _ = channel.recv(ours)                          # waiting
@@ -245,6 +304,8 @@ def _drive_profiled_child(pid: int, ours: socket.socket, path: str) -> None:
             while client.recv(4096):
                 pass
         time.sleep(2 * RESHARE_MS / 1000)
+        if idle is not None:
+            idle()
         channel.send(ours, {"op": "stop", "id": 2})
         channel.recv(ours)
     except (OSError, ValueError, TypeError, AttributeError):
@@ -483,7 +544,10 @@ class Instance:
             self._reshare_timer.schedule_after_msec(RESHARE_MS)
 
     def _reshare(self, _timer: Timer) -> None:
-        pages.reshare()
+        # unmap: the thousands of the zygote's pages mapped since the fork
+        # would each count a share of a page in this instance's PSS (and a
+        # page table entry), while an idle instance uses a few dozen of them
+        pages.reshare(unmap=True)
 
     # -- messages ---------------------------------------------------------------------
     def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:

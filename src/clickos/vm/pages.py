@@ -10,19 +10,28 @@ instance used to copy ~1200 of the zygote's pages that way (4.9 MiB), about
 half of which ended up byte for byte as they were (a count went up and came
 down again).  What keeps that down, without the kernel's same-page merging:
 
-:func:`fill_pools`, :func:`fill_malloc`
+:func:`fill_pools`, :func:`fill_malloc`, :func:`fill_numpy`
     In the zygote, before the snapshot: fill every partly used pymalloc pool
-    (and drain the tuple and float free lists), and take glibc's free heap
-    chunks, with ballast the zygote keeps; what an instance allocates then goes
-    into fresh pools and the top of the heap, densely, not into holes spread
-    over hundreds of shared pages.
+    (and drain the tuple and float free lists), take glibc's free heap chunks
+    and empty numpy's caches of small blocks, with ballast the zygote keeps;
+    what an instance allocates then goes into fresh pools and the top of the
+    heap, densely, not into holes spread over hundreds of shared pages.
 
 :func:`compact_code`
     The code objects an instance runs (found by profiling a practice boot,
-    ``instance.hot_code``) are copied next to one another, in the order they
+    ``instance.hot_code``) are copied next to one another, those an idle
+    instance has written (``instance.written_code``) first, in the order they
     run, and their functions given the copies: a boot's few hundred code
     objects, each written when run, then sit on a few dozen pages instead of
     hundreds.
+
+:class:`TypeCache`
+    The interpreter's type attribute cache: every miss in an instance writes
+    an entry and two names' reference counts, copying the cache's pages and
+    those of strings all over the heap.  Its names are pinned in the zygote
+    right before the snapshot, and :meth:`Snapshot.reshare` first puts the
+    snapshot's entries back (``pagesnative.restore_types``), which makes all
+    of those pages equal to the snapshot again.
 
 :class:`Snapshot`
     The zygote copies its writable private memory into a memfd and maps that
@@ -37,7 +46,10 @@ down again).  What keeps that down, without the kernel's same-page merging:
     instance with copies.  When an instance has copied a page and the page's
     bytes equal the file's again, :meth:`Snapshot.reshare` drops the copy with
     ``madvise(MADV_DONTNEED)``, which for a private file mapping means "read
-    the file again": same bytes, now from the shared page.  The comparison
+    the file again": same bytes, now from the shared page.  An idle instance
+    (``unmap``) also lets go of the file's pages it has mapped: thousands
+    since the fork, each counting a share in its PSS, where it uses a few
+    dozen, which it maps again when it touches them.  The comparison
     and the ``madvise`` happen in one native routine with signals blocked, in
     a single-threaded process, so nothing writes to the page in between; only
     pages still mapped from the snapshot file (checked against
@@ -158,7 +170,7 @@ class Snapshot:
         if self._pagemap_fd < 0 or sc is None:
             return 0
         n = pn.reshare(self._maps_fd, self._pagemap_fd, self.view, self.view_size, sc.text, sc.ents, sc.rows,
-                       self.have, sc.sigs, sc.addr, sc.size, unmap)
+                       self.have, sc.sigs, sc.addr, sc.size, unmap, type_cache.words, type_cache.pinned)
         if n > 0:
             self.pages_dropped += n
         return max(n, 0)
@@ -204,12 +216,14 @@ def load_native() -> bool:
         runs = np.zeros((0, 2), np.int64)
         pn.parse_maps(sc.text, 0, sc.rows)
         pn.take(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], none8, 0)
-        pn.reshare(-1, -1, 0, 0, sc.text[:0], sc.ents, sc.rows[:0], none8, sc.sigs, 0, 0, False)
+        none64 = np.zeros(0, np.uint64)
+        pn.reshare(-1, -1, 0, 0, sc.text[:0], sc.ents, sc.rows[:0], none8, sc.sigs, 0, 0, False, none64, none64)
         pn.copied(-1, -1, sc.text[:0], sc.ents, sc.rows[:0], runs)
         pn.prefault(runs, 0)
         srv = np.zeros(64, np.uint8)
         pn.serve(-1, -1, -1, sc.text[:0], sc.ents, sc.rows[:0], none8, 0, -1, srv, srv.view(np.int64),
-                 srv.view(np.int32), -1)
+                 srv.view(np.int32), none64, none64, -1)
+        pn.pin_names(none64, none64, sc.ents)
     finally:
         sc.close()
     return True
@@ -337,6 +351,88 @@ def reshare(unmap: bool = False) -> int:
     return current.reshare(unmap) if current is not None else 0
 
 
+# -- the type attribute cache ----------------------------------------------------------------------
+
+_MCACHE_ENTRIES = 4096            # CPython 3.11: 1 << MCACHE_SIZE_EXP entries of 24 bytes
+
+
+class TypeCache:
+    """The interpreter's type attribute cache, as words (``words``: three an
+    entry; empty where it is not known), and the names the zygote pinned in
+    it before its snapshot (``pinned``, sorted).  See
+    ``pagesnative.restore_types``: an instance puts the snapshot's entries
+    back before handing pages back."""
+
+    def __init__(self) -> None:
+        self.words = np.zeros(0, np.uint64)
+        self.pinned = np.zeros(0, np.uint64)
+
+    def locate(self) -> bool:
+        """Find the cache in this process (CPython 3.11 only); True if found.
+
+        Each lookup of a name on a type puts an entry (version, name, value)
+        into slot ``(version ^ (address of name >> 3)) % 4096``: looking up
+        fresh names and finding them in the interpreter's memory gives the
+        table's start, which every probe must agree on."""
+        import sys
+
+        if self.words.shape[0]:
+            return True
+        if (sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11)
+                or hasattr(sys, "gettotalrefcount")):   # (a debug build counts references elsewhere too)
+            return False
+        try:
+            runtime = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime"))
+        except (ValueError, AttributeError):
+            return False
+        region = None
+        with open("/proc/self/maps") as f:
+            for line in f:
+                lo, hi = (int(x, 16) for x in line.split(None, 1)[0].split("-"))
+                if lo <= runtime < hi:
+                    region = (lo, hi)
+        if region is None:
+            return False
+        lo, hi = region
+        size = _MCACHE_ENTRIES * 24
+
+        class Probe:
+            pass
+
+        bases = set()
+        names = [f"_clickos_probe_{k}_{id(Probe)}" for k in range(4)]
+        for name in names:
+            getattr(Probe, name, None)
+            mem = ctypes.string_at(lo, hi - lo)
+            key = id(name).to_bytes(8, "little")
+            found = set()
+            at = mem.find(key)
+            while at >= 0:
+                if at % 8 == 0 and at >= 8:
+                    version = int.from_bytes(mem[at - 8: at - 4], "little")
+                    slot = (version ^ (id(name) >> 3)) % _MCACHE_ENTRIES
+                    found.add(lo + at - 8 - slot * 24)
+                at = mem.find(key, at + 1)
+            if len(found) != 1:
+                return False
+            bases |= found
+        base = bases.pop() if len(bases) == 1 else 0
+        if not base or base < lo or base + size > hi:
+            return False
+        words = np.ctypeslib.as_array((ctypes.c_uint64 * (3 * _MCACHE_ENTRIES)).from_address(base))
+        # every entry names a str or None
+        kinds = {id(str), id(type(None))}
+        if not all(name and ctypes.c_void_p.from_address(int(name) + 8).value in kinds for name in words[1::3]):
+            return False
+        self.words = words
+        self.pinned = np.zeros(_MCACHE_ENTRIES + 1, np.uint64)
+        self.pinned[-1] = id(None)
+        return True
+
+
+type_cache = TypeCache()
+
+
 # -- pools ------------------------------------------------------------------------------------
 
 _POOL_SIZE = 1 << 14          # CPython 3.10+ on 64-bit: 16 KiB pools
@@ -397,18 +493,15 @@ def fill_pools() -> int:
     return n
 
 
-def fill_malloc(limit: int = 200_000) -> int:
-    """Take, and keep, the free chunks of glibc's main heap, so that what a
-    child allocates with ``malloc`` comes from the top of the heap, densely,
-    instead of from holes spread over shared pages.  Returns how many chunks
-    that took (0 where this is not glibc)."""
+def _heap() -> tuple[Any, int]:
+    """glibc, and where the top chunk of its main heap starts (0: unknown)."""
     from clickos.vm import sandbox
 
     try:
         libc = sandbox.libc()
         info = libc.mallinfo2
     except (AttributeError, OSError):
-        return 0
+        return None, 0
 
     class _Mallinfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -418,13 +511,21 @@ def fill_malloc(limit: int = 200_000) -> int:
     info.restype = _Mallinfo2
     libc.sbrk.restype = ctypes.c_void_p
     libc.sbrk.argtypes = [ctypes.c_ssize_t]
+    return libc, max((libc.sbrk(0) or 0) - info().keepcost, 0)
+
+
+def fill_malloc(limit: int = 200_000) -> int:
+    """Take, and keep, the free chunks of glibc's main heap, so that what a
+    child allocates with ``malloc`` comes from the top of the heap, densely,
+    instead of from holes spread over shared pages.  Returns how many chunks
+    that took (0 where this is not glibc)."""
+    libc, top = _heap()
+    if not top:
+        return 0
     malloc, free = libc.malloc, libc.free
     malloc.restype = ctypes.c_void_p
     malloc.argtypes = [ctypes.c_size_t]
     free.argtypes = [ctypes.c_void_p]
-    top = (libc.sbrk(0) or 0) - info().keepcost   # the top chunk starts here
-    if top <= 0:
-        return 0
     kept = np.zeros(limit, np.uint64)   # (large: mmapped and lazily zeroed, not on the heap)
     n = 0
     sizes = [1 << k for k in range(16, 10, -1)] + list(range(1024 - 16, 15, -16))
@@ -442,13 +543,61 @@ def fill_malloc(limit: int = 200_000) -> int:
     return n
 
 
+_NPY_DIMS, _NPY_DATA = 32, 16           # PyArrayObject_fields: dimensions, data
+_NPY_CACHED_DIMS, _NPY_CACHED_DATA = 7, 1024    # (numpy's NBUCKETS_DIM 16: 2 * ndim < 16)
+
+
+def fill_numpy() -> int:
+    """Empty numpy's caches of freed small blocks (shapes and strides of up to
+    seven dimensions, data under 1 KiB), keeping what they held.
+
+    numpy hands such blocks out again before asking ``malloc``; a child's new
+    arrays would then write blocks spread over the shared heap.  Run right
+    after :func:`fill_malloc`: a block below the top of the heap can then only
+    have come from a cache, and the first one from the top says the cache is
+    empty (that one is kept too: freed, it would go back into the cache).
+    Returns how many blocks came from the caches."""
+    _libc, top = _heap()
+    if not top:
+        return 0
+    keep = _BALLAST.append
+    voidp = ctypes.c_void_p.from_address
+    n = 0
+    for nd in range(1, _NPY_CACHED_DIMS + 1):
+        for _ in range(1 << 10):
+            a = np.empty((1,) * nd, np.uint8)
+            keep(a)
+            if (voidp(id(a) + _NPY_DIMS).value or top) >= top:
+                break
+            n += 1
+    for size in range(1, _NPY_CACHED_DATA):
+        for _ in range(1 << 10):
+            a = np.empty(size, np.uint8)
+            keep(a)
+            if (voidp(id(a) + _NPY_DATA).value or top) >= top:
+                break
+            n += 1
+    return n
+
+
 _MALLOC_BALLAST: list[Any] = []
 
 
-def compact_code(hot: list[Any]) -> int:
+def _fresh_str(s: str) -> str:
+    """An equal string that is a new object (not the interned one)."""
+    return ("." + s)[1:]
+
+
+def compact_code(hot: list[Any], fresh_names: set[int] | frozenset[int] = frozenset()) -> int:
     """Copy the code objects in ``hot`` (the ones an instance runs, in the
     order it runs them) next to one another and give their functions, and
     the code objects they are nested in, the copies.
+
+    Code nested in other code and in ``fresh_names`` (ids: the closures and
+    lambdas an instance makes) also gets copies of its name and qualified
+    name, made one after the other: each function made from it takes a
+    reference to both, which would otherwise copy the pages of strings
+    spread all over the heap.
 
     Running a function writes its code object (reference count, warm-up and
     specialisation counters), so each code object an instance runs costs it a
@@ -461,25 +610,43 @@ def compact_code(hot: list[Any]) -> int:
 
     code_t = types.CodeType
     wanted = {id(c) for c in hot}
-    by_code: dict[int, list[types.FunctionType]] = collections.defaultdict(list)
-    for o in gc.get_objects():
-        if type(o) is types.FunctionType and id(o.__code__) in wanted:
-            by_code[id(o.__code__)].append(o)
-    new: dict[int, Any] = {}
+    nested = {id(k) for c in hot for k in c.co_consts if type(k) is code_t}
+    for c in hot:
+        # what replace() reads, and c caches: made now, not among the copies
+        for attr in ("co_code", "co_varnames", "co_cellvars", "co_freevars"):
+            getattr(c, attr)
+    names: dict[int, tuple[str, str]] = {}
+    for c in hot:
+        if id(c) in nested and id(c) in fresh_names and c.co_name and c.co_qualname:
+            names[id(c)] = (_fresh_str(c.co_name), _fresh_str(c.co_qualname))
+    # (full size now: growing it would free and take heap blocks among the copies)
+    new: dict[int, Any] = dict.fromkeys(wanted)
 
     def copy(c: Any) -> Any:
         # nested code first (the parent's copy must make the copies), then c
-        done = new.get(id(c))
+        done = new[id(c)]
         if done is None:
             consts = c.co_consts
             if any(type(k) is code_t and id(k) in wanted for k in consts):
                 consts = tuple(copy(k) if type(k) is code_t and id(k) in wanted else k for k in consts)
-            done = new[id(c)] = c.replace(co_consts=consts)
+            if id(c) in names:
+                name, qualname = names[id(c)]
+                done = c.replace(co_consts=consts, co_name=name, co_qualname=qualname)
+            else:
+                done = c.replace(co_consts=consts)
+            new[id(c)] = done
         return done
 
-    for c in hot:                       # in order: the copies lie in that order
+    # in order, into fresh memory (pools and heap): the copies lie in that order
+    fill_pools()
+    fill_malloc()
+    for c in hot:
         copy(c)
+    by_code: dict[int, list[types.FunctionType]] = collections.defaultdict(list)
+    for o in gc.get_objects():
+        if type(o) is types.FunctionType and id(o.__code__) in wanted:
+            by_code[id(o.__code__)].append(o)
     for cid, fs in by_code.items():
         for f in fs:
             f.__code__ = new[cid]
-    return len(new)
+    return sum(1 for v in new.values() if v is not None)

@@ -25,6 +25,7 @@ _ftruncate = types.ExternalFunction("ftruncate", _ic(_ic, _i64))
 _mmap = types.ExternalFunction("mmap", _ip(_ip, _ip, _ic, _ic, _ic, _i64))
 _madvise = types.ExternalFunction("madvise", _ic(_ip, _ip, _ic))
 _memcmp = types.ExternalFunction("memcmp", _ic(_ip, _ip, _ip))
+_memcpy = types.ExternalFunction("memcpy", _ip(_ip, _ip, _ip))
 _sigmask = types.ExternalFunction("pthread_sigmask", _ic(_ic, _ip, _ip))
 
 PAGE = mmap.PAGESIZE
@@ -258,9 +259,95 @@ def take(smaps_fd, pmfd, memfd, text, ents, rows, have, limit):  # pragma: no co
     return done, size, nr
 
 
+# -- the interpreter's type attribute cache -------------------------------------------------------
+#
+# CPython 3.11 caches type attribute lookups in 4096 entries (version tag,
+# name, value) in the interpreter state: each miss rewrites an entry and moves
+# two names' reference counts (the cache holds a reference to its names), so
+# an instance's boot leaves the cache's pages and a hundred or so pages of
+# strings elsewhere copied.  Putting back the snapshot's entries makes all of
+# them equal to the snapshot again (pages.TypeCache).
+
+_ENTRY = 24                         # struct type_cache_entry: u32 version (+pad), name, value
+
+
+@nb.njit(cache=True, nogil=True)
+def pin_names(tcache, pinned, ents):  # pragma: no cover - native
+    """Take a reference to the name of every entry of the type cache
+    (``tcache``: its words, three an entry) for good, and list them, sorted,
+    in ``pinned`` (one more slot than entries; the last one is kept as given:
+    None's address).  Returns the number of entries."""
+    n = tcache.shape[0] // 3
+    if n + 1 > pinned.shape[0]:
+        return 0
+    buf = ents.ctypes.data
+    for i in range(n):
+        name = tcache[3 * i + 1]
+        _memcpy(buf, name, 8)
+        ents[0] += np.uint64(1)
+        _memcpy(name, buf, 8)
+        pinned[i] = name
+    pinned[: n + 1].sort()
+    return n
+
+
+@nb.njit(cache=True, nogil=True)
+def restore_types(tcache, pinned, view, rows, nr, have, ents):  # pragma: no cover - native
+    """Put back the snapshot's entries of the type cache where they differ now;
+    returns how many.
+
+    An entry is only put back if its name is pinned (``pin_names``: alive
+    for good) and if the cache's reference to the name there now is not its
+    last (dropping it must not free anything): then the name there loses a
+    reference and the snapshot's name gains one, as a cache miss would have
+    done.  The entry stays correct: its value is only used while its type's
+    version tag is the one in the entry, and tags are never given twice, so a
+    type changed since (or a new type) never matches it."""
+    n = tcache.shape[0] // 3
+    if n == 0:
+        return 0
+    addr = tcache.ctypes.data
+    size = n * _ENTRY
+    fo = -1
+    for r in range(nr):
+        if (rows[r, 4] & (K_OURS | K_PRIVATE_RW) == (K_OURS | K_PRIVATE_RW)
+                and rows[r, 0] <= addr and addr + size <= rows[r, 1]):
+            fo = rows[r, 2] + (addr - rows[r, 0])
+    if fo < 0:
+        return 0
+    for pg in range(fo >> SHIFT, ((fo + size - 1) >> SHIFT) + 1):
+        if pg >= have.shape[0] or not have[pg]:
+            return 0
+    buf = ents.ctypes.data
+    npin = pinned.shape[0]
+    done = 0
+    for i in range(n):
+        _memcpy(buf, view + fo + i * _ENTRY, _ENTRY)         # the snapshot's entry: ents[0:3]
+        if ents[0] == tcache[3 * i] and ents[1] == tcache[3 * i + 1] and ents[2] == tcache[3 * i + 2]:
+            continue
+        old = ents[1]
+        now = tcache[3 * i + 1]
+        k = np.searchsorted(pinned, old)
+        if k >= npin or pinned[k] != old:
+            continue
+        _memcpy(buf + 24, now, 8)                            # its reference count: ents[3]
+        if ents[3] <= np.uint64(1) or ents[3] >= np.uint64(1 << 62):
+            continue
+        ents[3] -= np.uint64(1)
+        _memcpy(now, buf + 24, 8)
+        _memcpy(buf + 24, old, 8)
+        ents[3] += np.uint64(1)
+        _memcpy(old, buf + 24, 8)
+        tcache[3 * i] = ents[0]
+        tcache[3 * i + 1] = old
+        tcache[3 * i + 2] = ents[2]
+        done += 1
+    return done
+
+
 @nb.njit(cache=True, nogil=True)
 def reshare(maps_fd, pmfd, view, view_len, text, ents, rows, have, sigs, scratch, scratch_len,
-            unmap):  # pragma: no cover - native
+            unmap, tcache, pinned):  # pragma: no cover - native
     """Drop this process's copies of snapshot pages that equal the file again.
 
     Only mappings of the snapshot file as ``/proc/self/maps`` lists them now
@@ -270,14 +357,17 @@ def reshare(maps_fd, pmfd, view, view_len, text, ents, rows, have, sigs, scratch
     shared, and are mapped again when touched).  Signals are blocked
     meanwhile (``sigs``: room for two signal sets), so that no handler writes
     memory between a comparison and the drop.  The scratch memory is dropped
-    at the end, and so are the pages of the file's view.  Returns the number
-    of pages dropped, or -1."""
+    at the end, and so are the pages of the file's view.  First, the type
+    cache's entries are put back as in the snapshot (``restore_types``;
+    ``tcache`` empty: not).  Returns the number of pages dropped, or -1."""
     for k in range(16):
         sigs[k] = -1
     if scratch_len > 0:
         _sigmask(0, sigs.ctypes.data, sigs.ctypes.data + 128)         # SIG_BLOCK, all
     n = read_text(maps_fd, text)
     nr = parse_maps(text, n, rows) if n >= 0 else -1
+    if nr > 0:
+        restore_types(tcache, pinned, view, rows, nr, have, ents)
     buf = ents.ctypes.data
     nhave = have.shape[0]
     dropped = 0
@@ -410,14 +500,16 @@ def _reap(sock, b, d, npids):  # pragma: no cover - native
 
 @nb.njit(cache=True, nogil=False)
 def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
-          sock, b, q, d, hello_len):  # pragma: no cover - native
+          sock, b, q, d, tcache, pinned, hello_len):  # pragma: no cover - native
     """Take the snapshot, say hello, then fork on request until told to quit.
 
     ``b``/``q``/``d`` are byte, int64 and int32 views of the server's scratch
     (``SERVE_SCRATCH`` bytes; the hello message in the message area,
     ``hello_len`` bytes).  Returns (SERVE_*, message length, first two
     descriptors); in the zygote, ``q[0]`` is then the number of children
-    still running, their pids in the pid table (``d[PIDS:]``)."""
+    still running, their pids in the pid table (``d[PIDS:]``).  Right before
+    the snapshot, the type cache's names are pinned (``pin_names``; ``tcache``
+    empty: none)."""
     if hello_len < 0:                                              # compile/load only
         return SERVE_NO_SNAPSHOT, 0, -1, -1
     base = b.ctypes.data
@@ -429,6 +521,7 @@ def serve(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size,
         q[_SET_CHLD // 8 + k] = 0
     q[_SET_CHLD // 8] = 1 << 16                                    # SIGCHLD (17)
     _sigmask(0, base + _SET_ALL, base + _SET_OLD)                  # SIG_BLOCK
+    pin_names(tcache, pinned, ents)
     done, size, _nr = take(smaps_fd, pmfd, memfd, text, ents, rows, have, view_size)
     _close(memfd)
     _close(smaps_fd)

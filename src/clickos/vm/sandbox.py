@@ -64,10 +64,20 @@ IFF_UP = 0x1
 _libc: Any = None
 
 
+# The C functions instances call.  Looked up (and so cached in the CDLL
+# object) when it is made, in the zygote: the first lookup of each in every
+# instance would make a function object there, and grow the CDLL's dict.
+_LIBC_FUNCTIONS = ("prctl", "unshare", "mount", "malloc_trim")
+
+
 def libc() -> Any:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        for name in _LIBC_FUNCTIONS:
+            with contextlib.suppress(AttributeError):
+                getattr(lib, name)
+        _libc = lib
     return _libc
 
 
@@ -90,8 +100,15 @@ def unshare(flags: int) -> None:
 
 def set_process_name(name: str) -> None:
     """The name ``ps`` and ``top`` show (15 bytes at most)."""
-    buf = ctypes.create_string_buffer(name.encode()[:15])
+    buf = _NAME_BUFFER()
+    buf.value = name.encode()[:15]
     libc().prctl(PR_SET_NAME, buf, 0, 0, 0)
+
+
+# One array type for every name, made once (here, in the zygote) and kept:
+# ctypes holds array types only weakly, so an instance would make its own
+# (a type, its dict and descriptors) for each name it sets.
+_NAME_BUFFER = ctypes.c_char * 16
 
 
 def disable_thp() -> None:
@@ -122,9 +139,14 @@ def make_mounts_private() -> None:
 def loopback_up() -> None:
     """Bring ``lo`` up in a fresh network namespace (SIOCSIFFLAGS)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+        req = _IFREQ_FLAGS.pack(b"lo", 0)
+        flags = _IFREQ_FLAGS.unpack(fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _IFREQ_FLAGS.pack(b"lo", flags | IFF_UP))
+
+
+# struct ifreq with ifr_flags; compiled here (in the zygote), not into the
+# struct module's cache by every instance
+_IFREQ_FLAGS = struct.Struct("16sH14x")
 
 
 def parse_size(text: str | int | float) -> int:

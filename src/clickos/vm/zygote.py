@@ -4,7 +4,9 @@ It imports every element module (``registry.load_all()``), compiles or loads
 the packet kernels (``kernels.warm()``), builds and runs a small router a few
 dozen times (so lazily built tables exist and the interpreter's bytecode is
 specialised), puts the code an instance runs together (found by profiling a
-real boot in a throwaway child), collects garbage and freezes the collector
+real boot in a throwaway child; the code an idle instance writes, found by
+comparing another one's memory with its own, first), collects garbage and
+freezes the collector
 (``gc.freeze()``: children then never scan, and so never dirty, the inherited
 objects), and fills the allocators' free lists.  Then it waits on its socket
 to the daemon: normally from native code (:meth:`Zygote.serve_snapshot`),
@@ -43,6 +45,9 @@ from typing import Any, NoReturn
 # them at import: keep numerical libraries single-threaded.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# Instances use fused-path kernels compiled before but start no compiler process:
+# it would count against their memory and process limits (packet/codegen.py).
+os.environ.setdefault("CLICKOS_COMPILE_CHILD", "0")
 
 
 def warm(rounds: int = 30, fault_elements: bool = False, namespaces: list[str] | None = None) -> float:
@@ -52,19 +57,29 @@ def warm(rounds: int = 30, fault_elements: bool = False, namespaces: list[str] |
         import clickos.vm.faults  # noqa: F401 - registers the Fault* elements (before load_all)
     from clickos.core import registry
     from clickos.packet import kernels
-    from clickos.vm import instance, pages
+    from clickos.vm import instance, pages, sandbox
 
     pages.load_native()   # first: compiling, if it must, leaves much behind
     registry.load_all()
     kernels.warm()
     instance.warm_boot(rounds)
     # Put the code an instance runs together (pages.compact_code), in fresh
-    # memory, then specialise it again.
+    # memory, then specialise it again ...
     hot = instance.hot_code(namespaces)
-    pages.fill_pools()
-    pages.fill_malloc()
-    pages.compact_code(hot)
+    # ... the ones an idle instance has written first: they sit on as few
+    # pages as they fill, the others stay shared (so do the names of the
+    # closures it makes, each of which takes a reference to them)
+    written = instance.written_code(hot, namespaces)
+    hot = [c for c in hot if id(c) in written] + [c for c in hot if id(c) not in written]
+    pages.compact_code(hot, fresh_names=written)
     instance.warm_boot(rounds)
+    # What every instance calls outside the practice boots, and can be called
+    # here as it is: called often enough for calls to it to be specialised,
+    # which gives a function its version number (written on first use, in
+    # every instance otherwise).
+    for _ in range(16):
+        signal.signal(signal.SIGINT, signal.signal(signal.SIGINT, signal.SIG_IGN))
+        sandbox.set_process_name("clickos-zygote")
     return time.monotonic() - t0
 
 
@@ -175,8 +190,12 @@ class Zygote:
         data = channel.encode(dict(hello, snapshot=True))
         b[pn.MSG: pn.MSG + len(data)] = np.frombuffer(data, np.uint8)
         sc = cap.scratch
+        # (the type cache: its names are pinned right before the snapshot, for
+        # instances to put its entries back; see pages.TypeCache)
+        tc = pages.type_cache
+        tc.locate()
         args = (cap.smaps_fd, cap.pagemap_fd, cap.memfd, sc.text, sc.ents, sc.rows, snap.have, snap.view_size,
-                self.sock.fileno(), b, q, d)
+                self.sock.fileno(), b, q, d, tc.words, tc.pinned)
         pn.serve(*args, -1)    # compiled (or loaded) now, not under the fork lock
         pages.current = snap   # as every child will see it
         api = ctypes.pythonapi
@@ -185,12 +204,23 @@ class Zygote:
         # interpreter's caches (attribute lookups above all: each miss in a
         # child writes the cache and two names' reference counts) hold what a
         # boot looks up; then fill what the preparation left in the
-        # allocators' free lists, so that children allocate afresh (see
-        # instance.freeze).
+        # allocators' free lists (pymalloc's, glibc's, numpy's), so that
+        # children allocate afresh (see instance.freeze).
         instance.warm_boot(2)
         gc.collect()           # (the practice instances' selectors: closed)
         pages.fill_pools()
         pages.fill_malloc()
+        pages.fill_numpy()
+        # Served from native code, the zygote handles no signal in Python
+        # (child exits come through a signalfd): no handler functions for
+        # every child to drop (a reference count on a shared page each).
+        # SIGCHLD's default, not SIG_IGN, which would reap children itself.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # and everything made since instance.freeze(), above all the ballast,
+        # out of the collector's reach too: a collection in a child would
+        # otherwise go over it, untrack and relink it, copying its pages
+        gc.freeze()
         fork_hooks[0]()
         what, n, fd0, fd1 = pn.serve(*args, len(data))
         if what == pn.SERVE_CHILD:
@@ -207,6 +237,7 @@ class Zygote:
         cap.release()
         if what == pn.SERVE_NO_SNAPSHOT:
             pages.current = None
+            self.setup_signals()
             return False
         self.children.update(int(pid) for pid in d[pn.PIDS // 4: pn.PIDS // 4 + int(q[0])])
         if what == pn.SERVE_FORK_FAILED:
