@@ -281,3 +281,20 @@ def test_no_compiler_child_when_forbidden(monkeypatch: pytest.MonkeyPatch, tmp_p
     path = fastpath.fast_paths(r)[0]
     assert path.failed and path.kernel is None
     assert len(r.find("out").got) == sent
+
+
+@pytest.mark.parametrize("name", ["firewall", "router", "rewrite"])
+def test_good_packets_take_the_fused_kernel(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Good traffic is not punted: a fused path that punted everything would still
+    give the right packets, only slowly."""
+    monkeypatch.setenv("CLICKOS_FASTPATH", "1")
+    r = build(CHAINS[name])
+    path = fastpath.fast_paths(r)[0]
+    assert path.compile_now(r.pool)
+    frame = raw(Ether() / IP(src="192.0.2.1", dst="198.51.100.7") / UDP(sport=9, dport=5000) / (b"g" * 30))
+    pool = r.pool
+    idx = np.array([pool.new_packet(frame) for _ in range(50)], np.int32)
+    verdict = np.zeros(50, np.int32)
+    punted = path.kernel(pool.data, pool.off, pool.length, pool.mac, pool.nh, pool.th, pool.anno, pool.ptype,
+                         idx, verdict, *path._arrays)
+    assert punted == 0 and (verdict == len(path.elements)).all()
