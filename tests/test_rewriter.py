@@ -434,6 +434,121 @@ def test_flow_table_against_dict() -> None:
     assert sorted(t.entries()) == sorted(model.values())
 
 
+
+def _random_napt_case(rng: np.random.Generator, kind: int) -> tuple:
+    """A flow table and a batch of packets, most of them of the table's flows, with
+    random lengths, header offsets, protocols, fragments, TCP flags, checksums."""
+    t = ft.FlowTable(8)
+    addrs, ports = rng.integers(1, 2**32, 5), rng.integers(0, 65536, 5)
+    keys: set[tuple[int, int]] = set()
+    for _ in range(int(rng.integers(1, 30))):
+        mapid = int(rng.integers(0, 2)) if kind == ft.KIND_IP else 0
+        sa, da = int(rng.choice(addrs)), int(rng.choice(addrs))
+        sp, dp = int(rng.choice(ports)), int(rng.choice(ports))
+        k0 = ft.make_key(sa, sp, da, dp, mapid)
+        k1 = ft.make_key(int(rng.choice(addrs)), int(rng.choice(ports)), sa, sp, mapid)
+        if k0 in keys or k1 in keys or k0 == k1:
+            continue
+        keys |= {k0, k1}
+        f = t.new_flow(k0, k1)
+        t.index(2 * f)
+        t.index(2 * f + 1)
+        for c, hi in ((ft.C_IPD, 65536), (ft.C_L4D, 65536), (ft.C_TFLAGS, 16), (ft.C_OUT0, 4), (ft.C_OUT1, 4),
+                      (ft.C_RANNO, 256), (ft.C_GUAR, 2), (ft.C_EXPIRY, 1000), (ft.C_STAMP, 1000)):
+            t.F[f, c] = rng.integers(0, hi)
+        t.F[f, ft.C_HASDT] = rng.random() < 0.05
+    npk, row = int(rng.integers(1, 90)), 120
+    data = rng.integers(0, 256, (npk + 2, row), dtype=np.uint8)
+    anno = rng.integers(0, 256, (npk + 2, 48), dtype=np.uint8)
+    off, length = np.zeros(npk + 2, np.int32), np.zeros(npk + 2, np.int32)
+    nh, th = np.full(npk + 2, -1, np.int32), np.full(npk + 2, -1, np.int32)
+    idx = rng.permutation(npk + 2)[:npk].astype(np.int32)
+    for s in idx.tolist():
+        o = int(rng.integers(0, 20))
+        ip = o + int(rng.choice([0, 14]))
+        ihl = 5 if rng.random() < 0.85 else int(rng.integers(5, 8))
+        tl = int(rng.choice([8, 12, 18, 20, 40]))
+        off[s], length[s] = o, min(ip + 4 * ihl + tl + int(rng.integers(0, 30)), row - o + (rng.random() < 0.03))
+        nh[s] = ip if rng.random() > 0.02 else -1
+        th[s] = ip + 4 * ihl if rng.random() < 0.7 else -1
+        proto = int(rng.choice([6, 6, 17, 17, 33, 1]))
+        data[s, ip], data[s, ip + 9] = 0x40 | ihl, proto
+        if rng.random() < 0.9:
+            data[s, ip + 6:ip + 8] = 0
+        data[s, ip + 2:ip + 4] = divmod(4 * ihl + tl + int(rng.integers(0, 2)) * 20, 256)
+        t4 = ip + 4 * ihl
+        if rng.random() < 0.85:
+            e = int(rng.integers(0, 2 * t.top))
+            k0, k1 = int(t.K[e, 0]), int(t.K[e, 1])
+            if kind == ft.KIND_IP and proto in (6, 17):
+                data[s, ip + 9] = 17 if k1 >> 32 else 6
+            data[s, ip + 12:ip + 20] = np.frombuffer(k0.to_bytes(8, "big"), np.uint8)
+            data[s, t4:t4 + 4] = np.frombuffer((k1 & 0xFFFFFFFF).to_bytes(4, "big"), np.uint8)
+        if rng.random() < 0.3:
+            data[s, t4 + 6:t4 + 8] = 0
+        data[s, t4 + 12] = int(rng.integers(5, 16)) << 4
+        data[s, t4 + 13] = int(rng.choice([0x10, 0x18, 0x02, 0x12, 0x11, 0x01, 0x04]))
+    return t, (data, off, length, nh, th, anno, idx)
+
+
+def test_napt_kernel_matches_generic() -> None:
+    """rewrite_batch's loop for the NAPT rewriters does what the general one does,
+    packet for packet, including where it stops for Python and its port grouping."""
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        kind = int(rng.choice([ft.KIND_IP, ft.KIND_TCP, ft.KIND_UDP]))
+        t, pk = _random_napt_case(rng, kind)
+        W0 = ft.new_workspace(4, 100)
+        W0[ft.P_KIND] = kind
+        W0[ft.P_ANNOS] = rng.choice([0, 1, 2 + (5 << 2), 3 + (7 << 2)])
+        for p in (ft.P_T0, ft.P_T1, ft.P_TCP_DATA, ft.P_TCP_DONE, ft.P_UDP_T0, ft.P_UDP_T1, ft.P_UDP_STREAM):
+            W0[p] = rng.choice([0, 0, 1000, 300000])
+        pass_out, miss_out = int(rng.choice([-1, 0, 3])), int(rng.choice([-2, -2, -1, 2]))
+        forced = {k: int(rng.integers(-3, 2 * t.top)) for k in range(len(pk[6]))}
+        results = []
+        for fast in (True, False):
+            data, off, length, nh, th, anno, idx = (a.copy() for a in pk)
+            K, F, slots, W = t.K.copy(), t.F.copy(), t.slots.copy(), W0.copy()
+            out = np.zeros(len(idx), np.int64)
+            k, force, stamp, stops = 0, -1, 100, []
+            while True:
+                if fast:
+                    ret = ft.rewrite_batch(data, off, length, nh, th, anno, idx, K, F, slots, W, np.zeros(0, np.int32),
+                                           1234, stamp, k, force, pass_out, miss_out)
+                    k, stamp = int(W[ft.P_RET_K]), int(W[ft.P_STAMP])
+                    status = {ft.RET_MISS: ft.ST_MISS, ft.RET_SEQFIX: ft.ST_SEQFIX}.get(ret, ft.ST_DONE)
+                    out = W[W[ft.P_OUT]:W[ft.P_OUT] + len(idx)]
+                else:
+                    k, status, stamp = ft._rewrite_generic(data, off, length, nh, th, anno, idx, out, K, F, slots, W,
+                                                           1234, stamp, k, force, pass_out, miss_out)
+                if status == ft.ST_DONE:
+                    break
+                stops.append((status, k, int(W[ft.P_RET_ENTRY]) if status == ft.ST_SEQFIX else -1))
+                force = -1
+                if status == ft.ST_SEQFIX:
+                    k += 1
+                elif forced[k] >= 0:
+                    force = forced[k]
+                else:
+                    out[k] = forced[k] + 1
+                    k += 1
+            results.append((data, anno, out.copy(), F, stamp, stops))
+        for a, b in zip(*results, strict=True):
+            assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+    # the grouping by port rewrite_batch does for mixed batches
+    t, (data, off, length, nh, th, anno, idx) = _random_napt_case(rng, ft.KIND_IP)
+    W = ft.new_workspace(4, 100)
+    sel = np.empty(len(idx), np.int32)
+    ret = ft.rewrite_batch(data, off, length, nh, th, anno, idx, t.K, t.F, t.slots, W, sel, 1, 1, 0, -1, -1, -1)
+    ports = W[W[ft.P_OUT]:W[ft.P_OUT] + len(idx)]
+    if ret == -2:
+        grouped, starts = np.empty_like(sel), np.zeros(6, np.int64)
+        ft.group_by_port(idx, ports, len(idx), 4, grouped, starts)
+        assert np.array_equal(sel, grouped)
+        assert np.array_equal(W[ft.W_STARTS:ft.W_STARTS + 6], starts)
+    else:
+        assert (ports == ret).all()
+
 # -- HashSwitch and RandomSample ----------------------------------------------------------------------------
 
 def test_hashswitch_and_randomsample() -> None:

@@ -16,7 +16,10 @@ The hash index ``slots`` maps keys to entries with linear probing; deletion
 shifts later entries back, so there are no tombstones.  Everything a packet
 needs on the fast path sits in two arrays, ``K`` and the per-flow integer table
 ``F`` (see the ``C_*`` column numbers), so :func:`rewrite_batch` can look up
-and rewrite a whole batch in one call.
+and rewrite a whole batch in one call.  The rewriter element keeps the
+kernel's parameters, its results and the batch's output ports in one int64
+*workspace* array (see the ``P_*`` constants and :func:`new_workspace`),
+because every array argument adds to the cost of calling a numba kernel.
 
 Expiry bookkeeping follows Click's rewriters: each flow is either
 *guaranteed* (it may not be evicted before its expiry) or *best effort*.
@@ -34,6 +37,9 @@ from typing import Any
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from clickos.packet.netkernels import get16, put16, update_cksum
 
@@ -63,27 +69,30 @@ KIND_ADDR = 3     # IPAddrRewriter: source address only
 KIND_PAIR = 4     # IPAddrPairRewriter: address pairs
 KIND_PING = 5     # ICMPPingRewriter: echo identifiers
 
-# -- parameter vector of rewrite_batch --------------------------------------------------------
+# -- the workspace of rewrite_batch ----------------------------------------------------------
+# Parameters, set when the element is configured:
 P_KIND = 0
 P_ANNOS = 1       # bit 0: set dst IP anno; bit 1: set reply anno; >> 2: its offset
-P_PASS = 2        # output for packets the rewriter cannot handle (-1 = drop)
-P_NOW = 3         # current time in jiffies
-P_STAMP = 4       # next stamp value (updated by the kernel)
-P_T0 = 5          # best-effort timeout (TCP: no-data timeout)
-P_T1 = 6          # guarantee (0 = none)
-P_TCP_DATA = 7
-P_TCP_DONE = 8
-P_UDP_T0 = 9      # IPRewriter's UDP timeouts
-P_UDP_T1 = 10
-P_UDP_STREAM = 11  # streaming timeout (UDPRewriter: for all flows; IPRewriter: UDP)
-P_START = 12      # first packet index to process
-P_FORCE = 13      # entry to use for the first packet instead of a lookup (-1 = look up)
-P_MISS = 14       # output on a miss (-1 = drop), or -2 to stop and let Python decide
-P_RET_K = 15      # out: where the kernel stopped
-P_RET_STATUS = 16  # out: why it stopped (ST_*)
-P_RET_COMMON = 17  # out: the output every processed packet went to, or -2 if they differ
-P_RET_ENTRY = 18  # out: with ST_SEQFIX, the entry applied to the packet
-NPARAMS = 19
+P_T0 = 2          # best-effort timeout (TCP: no-data timeout)
+P_T1 = 3          # guarantee (0 = none)
+P_TCP_DATA = 4
+P_TCP_DONE = 5
+P_UDP_T0 = 6      # IPRewriter's UDP timeouts
+P_UDP_T1 = 7
+P_UDP_STREAM = 8  # streaming timeout (UDPRewriter: for all flows; IPRewriter: UDP)
+P_NOUT = 9        # number of outputs (group_by_port's)
+P_OUT = 10        # where the output ports begin: after the P_NOUT + 2 group starts
+# Results of a call:
+P_STAMP = 11      # the next stamp value
+P_RET_K = 12      # where the kernel stopped
+P_RET_ENTRY = 13  # with RET_SEQFIX, the entry applied to the packet
+NPARAMS = 14
+W_STARTS = NPARAMS  # where group_by_port's starts are
+
+# rewrite_batch's return value when it stopped for Python (otherwise the batch's
+# common output, -1 if all packets were dropped, or -2 if they go to several)
+RET_MISS = -3     # a miss at W[P_RET_K] to resolve (the packet is untouched)
+RET_SEQFIX = -4   # the packet at W[P_RET_K] was rewritten; fix its sequence numbers
 
 ST_DONE, ST_MISS, ST_SEQFIX = 0, 1, 2
 
@@ -265,6 +274,36 @@ def earliest(F: np.ndarray, n: int, guaranteed: int) -> int:
 # -- the batch kernel ------------------------------------------------------------------------
 
 
+@intrinsic
+def _store_be(typingctx: Any, data: Any, s: Any, i: Any, v: Any, nbytes: Any) -> Any:
+    """``data[s, i:i + nbytes] = v`` in network byte order, as one unaligned store.
+
+    numba writes ``data[s, i] = ...`` byte by byte, and LLVM does not merge the
+    bytes of a rewritten address back into one store.  There is no wraparound
+    or bounds check: callers pass validated, non-negative ``s`` and ``i``.
+    ``nbytes`` must be a literal 2, 4 or 8.
+    """
+    if not isinstance(nbytes, types.IntegerLiteral) or nbytes.literal_value not in (2, 4, 8):
+        return None
+    width = 8 * nbytes.literal_value
+    sig = types.void(data, s, i, v, nbytes)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        inds = [context.cast(builder, args[k], signature.args[k], types.intp) for k in (1, 2)]
+        ptr = cgutils.get_item_pointer2(context, builder, ary.data, cgutils.unpack_tuple(builder, ary.shape),
+                                        cgutils.unpack_tuple(builder, ary.strides), aryty.layout, inds)
+        ity = ir.IntType(width)
+        val = context.cast(builder, args[3], signature.args[3], types.int64)
+        if width < 64:
+            val = builder.trunc(val, ity)
+        builder.store(builder.bswap(val), builder.bitcast(ptr, ity.as_pointer()), align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @_jit
 def _update(data: np.ndarray, s: int, at: int, direction: int, delta: int) -> None:
     """Click's update_csum: fold a precomputed delta into the checksum at ``at``."""
@@ -282,28 +321,29 @@ def _inc16(v: int) -> int:
     return ((raw & 0xFF) << 8) | (raw >> 8)
 
 
-@_jit
-def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.ndarray,
-                  th: np.ndarray, anno: np.ndarray, idx: np.ndarray, out: np.ndarray,
-                  K: np.ndarray, F: np.ndarray, slots: np.ndarray, P: np.ndarray) -> None:
-    """Look up and rewrite packets ``idx[P_START:]`` in order, writing each one's
-    output port to ``out`` (-1 = drop).
+# Packets of one call are processed in chunks: phase 1 validates and looks up a
+# chunk's packets, phase 2 rewrites them in order.  Phase 1's lookups do not
+# depend on each other, so the CPU overlaps their cache misses (the index and
+# the keys are too big for L1).  A call that stops on a miss has looked up the
+# rest of its chunk for nothing (the table changes before it resumes), so
+# the first chunk of a resumed call (they come in runs while new flows
+# arrive) is short.
+_CHUNK = 64
+_CHUNK_RESUMED = 4
 
-    Stops early (``P[P_RET_STATUS]``) on a packet that needs Python: a miss when
-    ``P[P_MISS] == -2`` (index in ``P[P_RET_K]``, untouched), or a TCP flow with
-    sequence number deltas (the packet is rewritten and expiry updated; Python
-    then fixes its sequence numbers and resumes at the next packet).
-    """
-    kind = P[P_KIND]
-    annos = P[P_ANNOS]
-    now = P[P_NOW]
-    stamp = P[P_STAMP]
-    force = P[P_FORCE]
-    P[P_FORCE] = -1
+
+@_jit
+def _rewrite_generic(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.ndarray,
+                     th: np.ndarray, anno: np.ndarray, idx: np.ndarray, out: np.ndarray,
+                     K: np.ndarray, F: np.ndarray, slots: np.ndarray, W: np.ndarray, now: int,
+                     stamp: int, k: int, force: int, pass_out: int, miss_out: int) -> tuple[int, int, int]:
+    """rewrite_batch's loop for any kind of rewriter, writing the ports to ``out``:
+    the one for the kinds other than the NAPT ones (and for slot rows of 32 KiB or
+    more); returns (where it stopped, ST_*, next stamp)."""
+    kind = W[P_KIND]
+    annos = W[P_ANNOS]
     rowlen = data.shape[1]
     n = idx.shape[0]
-    k = P[P_START]
-    first = k
     status = ST_DONE
     while k < n:
         s = idx[k]
@@ -311,7 +351,7 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
         end = start + length[s]
         ip = np.int64(nh[s])
         if ip < 0 or ip < start or ip + 20 > end or end > rowlen:
-            out[k] = P[P_PASS]
+            out[k] = pass_out
             k += 1
             continue
         proto = np.int64(data[s, ip + 9])
@@ -335,7 +375,7 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
             else:
                 ok = proto == 6 or proto == 17 or proto == 33
             if not ok or not firstfrag or tlen < 8:
-                out[k] = P[P_PASS]
+                out[k] = pass_out
                 k += 1
                 continue
             mapid = np.uint64(1) if (kind == KIND_IP and proto == 17) else np.uint64(0)
@@ -347,12 +387,12 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
             pass
         else:  # KIND_PING
             if proto != 1 or not firstfrag or tlen < 6:
-                out[k] = P[P_PASS]
+                out[k] = pass_out
                 k += 1
                 continue
             typ = data[s, t]
             if typ != 8 and typ != 0:
-                out[k] = P[P_PASS]
+                out[k] = pass_out
                 k += 1
                 continue
             echo = typ == 8
@@ -371,13 +411,13 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
                 e = index_lookup(slots, K, alt0, np.uint64(0))
         if e < 0:
             if kind == KIND_PING and not echo:
-                out[k] = P[P_PASS]
+                out[k] = pass_out
                 k += 1
                 continue
-            if P[P_MISS] == -2:
+            if miss_out == -2:
                 status = ST_MISS
                 break
-            out[k] = P[P_MISS]
+            out[k] = miss_out
             k += 1
             continue
 
@@ -437,17 +477,17 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
                     tf |= 4 << d
                 F[f, C_TFLAGS] = tf
             tf = F[f, C_TFLAGS]
-            if P[P_T1] != 0:
+            if W[P_T1] != 0:
                 F[f, C_GUAR] = 1
-                F[f, C_EXPIRY] = now + P[P_T1]
+                F[f, C_EXPIRY] = now + W[P_T1]
             else:
                 F[f, C_GUAR] = 0
                 if (tf & 3) == 3:
-                    F[f, C_EXPIRY] = now + P[P_TCP_DONE]
+                    F[f, C_EXPIRY] = now + W[P_TCP_DONE]
                 elif (tf & 12) == 12:
-                    F[f, C_EXPIRY] = now + P[P_TCP_DATA]
+                    F[f, C_EXPIRY] = now + W[P_TCP_DATA]
                 else:
-                    F[f, C_EXPIRY] = now + P[P_T0]
+                    F[f, C_EXPIRY] = now + W[P_T0]
         elif napt:
             # UDP-style flow (UDPRewriter, or IPRewriter's UDP)
             put16(data, s, t, rdport)
@@ -465,17 +505,17 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
                 tf += 2
             F[f, C_TFLAGS] = tf
             if kind == KIND_IP:
-                t1 = P[P_UDP_T1]
-                t0 = P[P_UDP_T0]
+                t1 = W[P_UDP_T1]
+                t0 = W[P_UDP_T0]
             else:
-                t1 = P[P_T1]
-                t0 = P[P_T0]
+                t1 = W[P_T1]
+                t0 = W[P_T0]
             if t1 != 0:
                 F[f, C_GUAR] = 1
                 F[f, C_EXPIRY] = now + t1
             else:
                 F[f, C_GUAR] = 0
-                F[f, C_EXPIRY] = now + (P[P_UDP_STREAM] if tf > 6 else t0)
+                F[f, C_EXPIRY] = now + (W[P_UDP_STREAM] if tf > 6 else t0)
         else:
             if kind == KIND_PING:
                 if firstfrag:
@@ -494,12 +534,12 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
                     _update(data, s, t + 16, d, l4d)
                 elif proto == 17 and tlen >= 8 and get16(data, s, t + 6) != 0:
                     _update(data, s, t + 6, d, l4d)
-            if P[P_T1] != 0:
+            if W[P_T1] != 0:
                 F[f, C_GUAR] = 1
-                F[f, C_EXPIRY] = now + P[P_T1]
+                F[f, C_EXPIRY] = now + W[P_T1]
             else:
                 F[f, C_GUAR] = 0
-                F[f, C_EXPIRY] = now + P[P_T0]
+                F[f, C_EXPIRY] = now + W[P_T0]
         F[f, C_STAMP] = stamp
         stamp += 1
         out[k] = F[f, C_OUT0 + d]
@@ -507,19 +547,234 @@ def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.
         if F[f, C_HASDT] != 0:
             k -= 1
             status = ST_SEQFIX
-            P[P_RET_ENTRY] = e
+            W[P_RET_ENTRY] = e
             break
-    P[P_STAMP] = stamp
-    P[P_RET_K] = k
-    P[P_RET_STATUS] = status
+    return k, status, stamp
+
+
+@_jit
+def rewrite_batch(data: np.ndarray, off: np.ndarray, length: np.ndarray, nh: np.ndarray,
+                  th: np.ndarray, anno: np.ndarray, idx: np.ndarray, K: np.ndarray, F: np.ndarray,
+                  slots: np.ndarray, W: np.ndarray, sel: np.ndarray, now: int, stamp: int, start: int,
+                  force: int, pass_out: int, miss_out: int) -> int:
+    """Look up and rewrite packets ``idx[start:]`` in order, writing each one's output
+    port (-1 = drop) to the workspace ``W`` (from ``W[P_OUT]``).
+
+    ``now`` is the time in jiffies, ``stamp`` the next stamp value (the one after
+    the last is left in ``W[P_STAMP]``), ``force`` an entry to use for the first
+    packet instead of a lookup (-1 = look up), ``pass_out`` the output of packets
+    the rewriter cannot handle and ``miss_out`` that of packets of unknown flows
+    (-1 = drop, or -2 to stop and let Python decide).
+
+    Returns RET_MISS or RET_SEQFIX when it stops early on a packet that needs
+    Python (its index in ``W[P_RET_K]``): a miss, or a TCP flow with sequence
+    number deltas (the packet is rewritten and expiry updated; Python then
+    fixes its sequence numbers and resumes at the next packet).  Otherwise all
+    packets have their port: it returns the batch's common output port, or -2
+    if the ports differ, after grouping the batch by port into ``sel`` (as
+    group_by_port, ``W_STARTS`` holding the starts) when ``sel`` can hold it.
+
+    The loop for TCPRewriter, UDPRewriter and IPRewriter (with slot rows shorter
+    than 32 KiB) is written out here rather than in a function of its own: numba
+    takes a reference to each array argument of a function for the length of
+    the call, and in a function this size they are not optimized away, so
+    every extra function level costs two atomic operations per array.
+    """
+    n = idx.shape[0]
+    o = max(W[P_OUT], 0)   # the ports are W[o:o + n] (a view would cost reference counting)
+    if W.shape[0] - o < n:
+        raise ValueError("rewrite_batch: workspace too small for the batch")
+    k = max(start, 0)
+    kind = W[P_KIND]
+    if not (kind == KIND_IP or kind == KIND_TCP or kind == KIND_UDP) or data.shape[1] > 0x7FFF:
+        k, status, stamp = _rewrite_generic(data, off, length, nh, th, anno, idx, W[o:o + n], K, F, slots,
+                                            W, now, stamp, k, force, pass_out, miss_out)
+    else:
+        annos = W[P_ANNOS]
+        # loop invariants in locals: W is written in the loop, so LLVM would reload them
+        t1 = W[P_T1]
+        exp_t0 = now + W[P_T0]
+        exp_t1 = now + t1
+        exp_data = now + W[P_TCP_DATA]
+        exp_done = now + W[P_TCP_DONE]
+        if kind == KIND_IP:
+            ut1 = W[P_UDP_T1]
+            ut0 = W[P_UDP_T0]
+        else:
+            ut1 = t1
+            ut0 = W[P_T0]
+        exp_ut0 = now + ut0
+        exp_ut1 = now + ut1
+        exp_stream = now + W[P_UDP_STREAM]
+        take_udp = kind != KIND_TCP
+        take_dccp = kind == KIND_UDP
+        udp_map = kind == KIND_IP      # IPRewriter keeps UDP flows in map 1
+        all_udp = kind == KIND_UDP     # UDPRewriter treats TCP flows UDP-style too
+        set_dst = (annos & 1) != 0
+        set_reply = (annos & 2) != 0
+        ranno_at = annos >> 2
+        rowlen = data.shape[1]
+        mask = slots.shape[0] - 1
+        status = ST_DONE
+        lim = k + (_CHUNK if k == 0 and force < 0 else _CHUNK_RESUMED)
+        while k < n:
+            cend = min(lim, n)
+            lim = cend + _CHUNK
+            # phase 1: validate and look up
+            for j in range(k, cend):
+                # slot numbers as unsigned: indexing with them then needs no wraparound code
+                s = np.uint32(idx[j])
+                begin = np.int64(off[s])
+                end = begin + length[s]
+                ip = np.int64(nh[s])
+                if ip < 0 or ip < begin or ip + 20 > end or end > rowlen:
+                    W[o + j] = -2
+                    continue
+                proto = np.int64(data[s, ip + 9])
+                ok = proto == 6 or (take_udp and (proto == 17 or (take_dccp and proto == 33)))
+                t = np.int64(th[s])
+                if t < ip:
+                    t = ip + ((np.int64(data[s, ip]) & 15) << 2)
+                if not ok or (get16(data, s, ip + 6) & 0x1FFF) != 0 or end - t < 8:
+                    W[o + j] = -2
+                    continue
+                # What phase 2 needs: the entry (bits 0-30), whether the transport
+                # header reaches its TCP checksum (bit 31), and the IP and transport
+                # header offsets (bits 32-47, 48-62).  Decoded, they are known to be
+                # non-negative, so indexing with them needs no wraparound code.
+                info = (ip << 32) | (t << 48) | (np.int64(end - t >= 18) << 31)
+                if force >= 0:
+                    W[o + j] = info | force
+                    force = -1
+                    continue
+                k0 = np.uint64((get16(data, s, ip + 12) << 48) | (get16(data, s, ip + 14) << 32)
+                               | (get16(data, s, ip + 16) << 16) | get16(data, s, ip + 18))
+                k1 = np.uint64((get16(data, s, t) << 16) | get16(data, s, t + 2))
+                if udp_map and proto == 17:
+                    k1 |= np.uint64(1) << np.uint64(32)
+                h = _hash(k0, k1, mask)
+                while True:
+                    e = np.int64(slots[h])
+                    if e < 0 or (K[e, 0] == k0 and K[e, 1] == k1):
+                        break
+                    h = (h + 1) & mask
+                W[o + j] = (info | e) if e >= 0 else -1
+            # phase 2: rewrite, in order
+            j = k
+            while j < cend:
+                e = W[o + j]
+                if e < 0:
+                    if e == -2:
+                        W[o + j] = pass_out
+                    elif miss_out == -2:
+                        status = ST_MISS
+                        break
+                    else:
+                        W[o + j] = miss_out
+                    j += 1
+                    continue
+                s = np.uint32(idx[j])
+                ip = (e >> 32) & 0xFFFF
+                t = (e >> 48) & 0x7FFF
+                csum = (e >> 31) & 1
+                e &= 0x7FFFFFFF
+                proto = np.int64(data[s, ip + 9])
+                f = e >> 1
+                d = e & 1
+                rk0 = np.int64(K[e ^ 1, 0])
+                rk1 = np.int64(K[e ^ 1, 1])
+                rsaddr = (rk0 >> 32) & 0xFFFFFFFF
+                # source and destination address: the reply key's, swapped
+                _store_be(data, s, ip + 12, (rk0 << 32) | rsaddr, 8)
+                if set_dst:
+                    _store_be(anno, s, 0, rsaddr, 4)
+                if d == 1 and set_reply:
+                    anno[s, ranno_at] = F[f, C_RANNO]
+                _update(data, s, ip + 10, d, F[f, C_IPD])
+                l4d = F[f, C_L4D]
+                # source and destination port: the reply key's, swapped
+                ports = ((rk1 & 0xFFFF) << 16) | ((rk1 >> 16) & 0xFFFF)
+                if proto == 6 and not all_udp:
+                    # TCP flow
+                    if csum:
+                        _store_be(data, s, t, ports, 4)
+                        _update(data, s, t + 16, d, l4d)
+                        off4 = np.int64(data[s, t + 12] >> 4)
+                        ihl = np.int64(data[s, ip]) & 15
+                        payload = ((ihl + off4) << 2) < get16(data, s, ip + 2)
+                        flags = data[s, t + 13]
+                        tf = F[f, C_TFLAGS]
+                        if flags & 0x04:
+                            tf |= 3
+                        elif flags & 0x01:
+                            tf |= 1 << d
+                        elif (flags & 0x02) or payload:
+                            tf &= ~(1 << d)
+                        if payload:
+                            tf |= 4 << d
+                        F[f, C_TFLAGS] = tf
+                    else:
+                        tf = F[f, C_TFLAGS]
+                    if t1 != 0:
+                        F[f, C_GUAR] = 1
+                        F[f, C_EXPIRY] = exp_t1
+                    else:
+                        F[f, C_GUAR] = 0
+                        if (tf & 3) == 3:
+                            F[f, C_EXPIRY] = exp_done
+                        elif (tf & 12) == 12:
+                            F[f, C_EXPIRY] = exp_data
+                        else:
+                            F[f, C_EXPIRY] = exp_t0
+                else:
+                    # UDP-style flow (UDPRewriter, or IPRewriter's UDP)
+                    _store_be(data, s, t, ports, 4)
+                    if proto == 6:
+                        if csum:
+                            _update(data, s, t + 16, d, l4d)
+                    elif proto == 17:
+                        if get16(data, s, t + 6) != 0:
+                            _update(data, s, t + 6, d, l4d)
+                    tf = F[f, C_TFLAGS]
+                    if d:
+                        tf |= 1
+                    if tf < 6:
+                        tf += 2
+                    F[f, C_TFLAGS] = tf
+                    if ut1 != 0:
+                        F[f, C_GUAR] = 1
+                        F[f, C_EXPIRY] = exp_ut1
+                    else:
+                        F[f, C_GUAR] = 0
+                        F[f, C_EXPIRY] = exp_stream if tf > 6 else exp_ut0
+                F[f, C_STAMP] = stamp
+                stamp += 1
+                W[o + j] = F[f, C_OUT0 + d]
+                if F[f, C_HASDT] != 0:
+                    status = ST_SEQFIX
+                    W[P_RET_ENTRY] = e
+                    break
+                j += 1
+            k = j
+            if status != ST_DONE:
+                break
+    W[P_STAMP] = stamp
+    W[P_RET_K] = k
+    if status == ST_MISS:
+        return RET_MISS
+    if status == ST_SEQFIX:
+        return RET_SEQFIX
     common = -2
-    if k > first:
-        common = out[first]
-        for i in range(first + 1, k):
-            if out[i] != common:
+    if n > 0:
+        common = W[o]
+        for i in range(o + 1, o + n):
+            if W[i] != common:
                 common = -2
                 break
-    P[P_RET_COMMON] = common
+    if common == -2 and n > 0 and sel.shape[0] >= n:
+        nout = W[P_NOUT]
+        group_by_port(idx, W[o:o + n], n, nout, sel, W[W_STARTS:W_STARTS + nout + 2])
+    return common
 
 
 # -- Python-side tables -----------------------------------------------------------------------
@@ -615,9 +870,12 @@ class FlowTable:
         return np.flatnonzero(self.F[: self.top, C_LIVE])
 
     # -- the fast path ------------------------------------------------------------------
-    def run(self, pool: Any, idx: np.ndarray, out: np.ndarray, P: np.ndarray) -> None:
-        rewrite_batch(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, idx, out,
-                      self.K, self.F, self.slots, P)
+    def run(self, pool: Any, idx: np.ndarray, W: np.ndarray, sel: np.ndarray, now: int, stamp: int,
+            start: int = 0, force: int = -1, pass_out: int = -1, miss_out: int = -2) -> int:
+        """rewrite_batch on this table (see there)."""
+        return int(rewrite_batch(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, idx,
+                                 self.K, self.F, self.slots, W, sel, now, stamp, start, force, pass_out,
+                                 miss_out))
 
 
 class FlowHeap:
@@ -693,11 +951,16 @@ class FlowHeap:
             v[0].destroy_flow(v[1])
 
 
-def new_params() -> np.ndarray:
-    P = np.zeros(NPARAMS, np.int64)
-    P[P_FORCE] = -1
-    P[P_MISS] = -2
-    return P
+def new_workspace(nout: int, size: int, params: np.ndarray | None = None) -> np.ndarray:
+    """A workspace for rewrite_batch: parameters (copied from ``params``, the
+    parameter part of an older workspace), ``nout`` outputs' group starts, and
+    output ports for batches of up to ``size`` packets."""
+    W = np.zeros(W_STARTS + nout + 2 + size, np.int64)
+    if params is not None:
+        W[:NPARAMS] = params[:NPARAMS]
+    W[P_NOUT] = nout
+    W[P_OUT] = W_STARTS + nout + 2
+    return W
 
 
 def warm() -> None:
@@ -713,6 +976,6 @@ def warm() -> None:
     earliest(t.F, t.top, 0)
     data = np.zeros((2, 64), np.uint8)
     z = np.zeros(2, np.int32)
-    t.run(type("P", (), {"data": data, "off": z, "length": z, "nh": z - 1, "th": z - 1,
-                         "anno": np.zeros((2, 48), np.uint8)})(), np.zeros(1, np.int32),
-          np.zeros(1, np.int64), new_params())
+    pool = type("Pool", (), {"data": data, "off": z, "length": z, "nh": z - 1, "th": z - 1,
+                             "anno": np.zeros((2, 48), np.uint8)})()
+    t.run(pool, np.zeros(1, np.int32), new_workspace(1, 1), np.zeros(1, np.int32), 0, 1)

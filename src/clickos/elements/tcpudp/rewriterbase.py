@@ -705,9 +705,15 @@ class IPRewriterBase(Element):
         self.timeouts = [self.default_timeout * HZ, 5 * HZ]
         self.gc_interval = 15 * 60
         self.annos = 1
-        self.P = ft.new_params()
-        self._out = np.zeros(256, np.int64)
+        # the kernel's workspace (parameters, results, output ports; see
+        # flowtable.new_workspace), sized for the outputs at initialization
+        self.P = np.zeros(ft.NPARAMS, np.int64)   # then a view of the workspace
+        self._resize_workspace(256)
         self._starts = np.zeros(8, np.int64)
+        # whether the last batch went to several outputs: then the next call
+        # lets the kernel group the batch by port (see push)
+        self._mixed = False
+        self._nosel = np.zeros(0, np.int32)
         self.deltas: dict[int, SeqDeltas] = {}
         self._split_ok = False
         self._gc_timer: Timer | None = None
@@ -821,6 +827,7 @@ class IPRewriterBase(Element):
             if spec.kind == I_MAPPER and spec.mapper is not None:
                 spec.mapper.notify_rewriter(self, spec, _PrefixErrh(errh, f"input spec {i}: "))
         self._split_ok = compute_split_ok(self)
+        self._resize_workspace(256)
         self._gc_timer = Timer(self._gc, self)
         self._gc_timer.initialize(self)
         if self.gc_interval:
@@ -963,63 +970,88 @@ class IPRewriterBase(Element):
         end = int(pool.off[s]) + int(pool.length[s])
         dl.fix_packet(data[:end], t, end - t, e & 1)
 
+    def _resize_workspace(self, size: int) -> np.ndarray:
+        """A workspace for batches of up to ``size`` packets, keeping the parameters."""
+        nout = len(self.outputs)
+        W = self._W = ft.new_workspace(nout, size, self.P)
+        self.P = W[:ft.NPARAMS]
+        # (numpy indexing and slicing cost ~100 ns a time: keep what push needs)
+        self._out0 = int(W[ft.P_OUT])
+        self._wsize = size
+        self._group_starts = W[ft.W_STARTS:ft.W_STARTS + nout + 2]
+        return W
+
     def push(self, port: int, batch: PacketBatch) -> None:
         idx = batch.idx
         n = len(idx)
-        out = self._out
-        if n > len(out):
-            out = self._out = np.zeros(2 * n, np.int64)
-        P = self.P
+        W = self._W
+        if n > self._wsize:
+            W = self._resize_workspace(2 * n)
+        out0 = self._out0
         spec = self.specs[port]
-        pass_port = spec.foutput if spec.kind == I_NOCHANGE else -1
-        P[ft.P_PASS] = pass_port
-        P[ft.P_MISS] = pass_port if spec.kind in (I_NOCHANGE, I_DROP) else -2
-        P[ft.P_NOW] = self.jiffies()
-        P[ft.P_START] = 0
+        kind = spec.kind
+        pass_out = spec.foutput if kind == I_NOCHANGE else -1
+        miss_out = pass_out if kind == I_NOCHANGE or kind == I_DROP else -2
+        now = self.jiffies()
         pool = batch.pool
         heap = self.heap
         table = self.table
-        P[ft.P_STAMP] = heap.stamp
-        table.run(pool, idx, out, P)
-        heap.stamp = int(P[ft.P_STAMP])
-        if P[ft.P_RET_STATUS] == ft.ST_DONE:
-            common = int(P[ft.P_RET_COMMON])
-            if common >= 0:
-                if common < len(self.outputs):
-                    self.outputs[common].push(batch)
-                else:
-                    batch.kill()
-                return
-            if common == -1 or n == 1:
-                batch.kill()
-                return
-            self._emit(batch, out[:n], mixed=True)
-            return
-        while True:
-            status = P[ft.P_RET_STATUS]
-            if status == ft.ST_DONE:
-                break
-            k = int(P[ft.P_RET_K])
+        # When the last batch went to several outputs, this one probably does too:
+        # give the kernel a fresh array to group it into, which saves a kernel
+        # call.  (The parts are views of it, so downstream may keep them.)
+        sel = np.empty(n, idx.dtype) if self._mixed else self._nosel
+        # the kernel is called directly, not through table.run: this is the hot path
+        ret = ft.rewrite_batch(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, idx,
+                               table.K, table.F, table.slots, W, sel, now, heap.stamp, 0, -1,
+                               pass_out, miss_out)
+        heap.stamp = int(W[ft.P_STAMP])
+        while ret < -2:
+            # stopped on a packet that needs Python; the table may change (grow)
+            k = int(W[ft.P_RET_K])
             s = int(idx[k])
-            if status == ft.ST_MISS:
+            force = -1
+            if ret == ft.RET_MISS:
                 e, result = self.handle_miss(port, pool, s)
                 if e >= 0:
-                    P[ft.P_FORCE] = e
-                    P[ft.P_START] = k
+                    force = e
+                    start = k
                 else:
-                    out[k] = result
-                    P[ft.P_START] = k + 1
+                    W[out0 + k] = result
+                    start = k + 1
             else:
-                self.fix_sequence(pool, s, int(P[ft.P_RET_ENTRY]))
-                P[ft.P_START] = k + 1
-            P[ft.P_STAMP] = heap.stamp
-            table.run(pool, idx, out, P)
-            heap.stamp = int(P[ft.P_STAMP])
-        self._emit(batch, out[:n])
+                self.fix_sequence(pool, s, int(W[ft.P_RET_ENTRY]))
+                start = k + 1
+            ret = ft.rewrite_batch(pool.data, pool.off, pool.length, pool.nh, pool.th, pool.anno, idx,
+                                   table.K, table.F, table.slots, W, sel, now, heap.stamp, start, force,
+                                   pass_out, miss_out)
+            heap.stamp = int(W[ft.P_STAMP])
+        if ret >= -1:
+            self._mixed = False
+            if 0 <= ret < len(self.outputs):
+                self.outputs[ret].push(batch)
+            else:
+                batch.kill()
+        elif len(sel) >= n > 0:
+            self._push_groups(pool, sel, self._group_starts.tolist())
+        else:
+            self._mixed = self._split_ok
+            self._emit(batch, W[out0:out0 + n], mixed=True)
+
+    def _push_groups(self, pool: PacketPool, sel: np.ndarray, bounds: list[int]) -> None:
+        """Push the parts of a batch grouped by port into ``sel`` (group_by_port's
+        layout, with starts ``bounds``); release the packets of no output."""
+        outs = self.outputs
+        nout = len(outs)
+        for p in range(nout):
+            a, b = bounds[p], bounds[p + 1]
+            if b > a:
+                outs[p].push(PacketBatch(pool, sel[a:b]))
+        if bounds[nout] < len(sel):
+            pool.release(sel[bounds[nout]:])
 
     def _emit(self, batch: PacketBatch, ports: np.ndarray, mixed: bool = False) -> None:
-        """Push each packet out of output ``ports[i]``; ``ports`` may be the
-        reused ``self._out`` (it is read in full before any push, or copied)."""
+        """Push each packet out of output ``ports[i]``; ``ports`` may be part of the
+        reused workspace (it is read in full before any push, or copied)."""
         outs = self.outputs
         nout = len(outs)
         n = len(ports)
@@ -1040,13 +1072,7 @@ class IPRewriterBase(Element):
                 starts = self._starts = np.zeros(nout + 2, np.int64)
             sel = np.empty(n, idx.dtype)
             ft.group_by_port(idx, ports, n, nout, sel, starts)
-            bounds = starts[:nout + 2].tolist()
-            for p in range(nout):
-                a, b = bounds[p], bounds[p + 1]
-                if b > a:
-                    outs[p].push(PacketBatch(pool, sel[a:b]))
-            if bounds[nout] < n:
-                pool.release(sel[bounds[nout]:n])
+            self._push_groups(pool, sel, starts[:nout + 2].tolist())
             return
         cuts = np.flatnonzero(ports[1:] != ports[:-1]) + 1
         heads = ports[np.concatenate(([0], cuts))].tolist()
