@@ -11,6 +11,7 @@ from clickos.core import registry
 from clickos.core.element import Element
 from clickos.core.errors import ErrorHandler
 from clickos.core.router import Router
+from clickos.fuzz.targets import TEST_IP_FUZZ_ELEMENTS
 from clickos.packet.batch import PacketBatch
 
 # -- a tiny harness: inject packets, collect what comes out -------------------------------------
@@ -487,24 +488,9 @@ def test_ipinputcombo_and_ipoutputcombo(capsys):
 
 # -- garbage in: nothing raises ------------------------------------------------------------------------------
 
-FUZZ_ELEMENTS = [
-    ("EtherEncap", "0x800, 1:1:1:1:1:1, 2:2:2:2:2:2"), ("EtherRewrite", "1:1:1:1:1:1, 2:2:2:2:2:2"),
-    ("EtherMirror", ""), ("HostEtherFilter", "1:1:1:1:1:1"), ("MarkMACHeader", "4, 14"),
-    ("StripEtherVLANHeader", ""), ("EtherVLANEncap", "0x800, 1:1:1:1:1:1, 2:2:2:2:2:2, ANNO"),
-    ("VLANEncap", "ANNO"), ("VLANDecap", ""), ("SetVLANAnno", "3"), ("ARPResponder", "0/0 1:1:1:1:1:1"),
-    ("ARPPrint", ""), ("CheckIPHeader", ""), ("CheckIPHeader2", "OFFSET 3"), ("MarkIPHeader", "2"),
-    ("StripIPHeader", ""), ("UnstripIPHeader", ""), ("StripToNetworkHeader", ""), ("DecIPTTL", ""),
-    ("IPPrint", "CONTENTS hex"), ("IPPrint", "PAYLOAD ascii"), ("IPEncap", "4, 1.0.0.1, DST_ANNO"),
-    ("IPFragmenter", "30, false"), ("IPReassembler", ""), ("IPGWOptions", "1.1.1.1"), ("FixIPSrc", "1.1.1.1"),
-    ("GetIPAddress", "IP src"), ("GetIPAddress", "60"), ("SetIPAddress", "1.2.3.4"), ("StoreIPAddress", "dst"),
-    ("StoreIPAddress", "1.2.3.4, 9"), ("StoreIPAddress", "0"), ("SetIPChecksum", ""), ("SetIPDSCP", "5"),
-    ("MarkIPCE", ""), ("DropBroadcasts", ""), ("IPInputCombo", "1"), ("LinearIPLookup", "0/0 0"),
-    ("RadixIPLookup", "1.0.0.0/8 0"), ("DirectIPLookup", "0/0 1.1.1.1 0"), ("RangeIPLookup", "0/0 0"),
-    ("CheckICMPHeader", ""), ("ICMPError", "1.1.1.1, unreachable, host"), ("ICMPPingResponder", ""),
-    ("ICMPPingEncap", "1.1.1.1, 2.2.2.2"), ("ICMPIPEncap", "1.1.1.1, 2.2.2.2, 13"), ("CheckTCPHeader", ""),
-    ("CheckUDPHeader", ""),
-    ("SetTCPChecksum", "true"), ("SetUDPChecksum", ""), ("UDPIPEncap", "1.1.1.1, 1, 2.2.2.2, 2"),
-]
+# the element configurations of the packet fuzzer (clickos fuzz), which pushes
+# millions of packets through them; here a few dozen each, in every test run
+FUZZ_ELEMENTS = list(TEST_IP_FUZZ_ELEMENTS)
 
 
 @pytest.mark.parametrize("cls, cfg", FUZZ_ELEMENTS)

@@ -298,6 +298,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "doc": (_cmd_doc, "print an element's manual"),
     "demo": (_cmd_demo, "run the shipped demo configuration on generated traffic"),
     "bench": (_cmd_bench, "benchmarks (bench run CONFIG, bench click ...)"),
+    "fuzz": (lambda argv: __import__("clickos.fuzz.cli", fromlist=["main"]).main(argv), "fuzz every IP element"),
     "daemon": (_cmd_daemon, "run the instance daemon (REST API on a Unix socket)"),  # vm helper
     "vm": (_cmd_vm, "create, list, reconfigure, stop and destroy instances"),  # vm helper
 }

@@ -236,7 +236,11 @@ def unparse_ip_opt(opt: bytes, mask: int = OPT_ALL_NOPAD) -> str:
                 if flag == 3 and o > ptr:
                     piece = piece[:-1]
                 else:
-                    v = _be32(opt, o)
+                    # with an unknown flag (4-15) the entries are 4 bytes but an
+                    # address is read too, so the last timestamp may lie past the
+                    # option (Click reads on into the packet); past the end of the
+                    # options, its bytes read as zero here
+                    v = _be32(opt, o) if o + 4 <= n else int.from_bytes(bytes(opt[o: o + 4]).ljust(4, b"\0"), "big")
                     piece += ("!" if v & 0x80000000 else "") + str(v & 0x7FFFFFFF)
                 text += piece
                 sep = ","
@@ -1162,12 +1166,19 @@ def _payload_info(buf: bytes | bytearray, off: int, end: int, nh: int, th: int, 
     first fragment, after the IP header otherwise; the whole packet without IP."""
     if not has_ip:
         return 0, end - off - tailpad
-    ip_len = (buf[nh + 2] << 8) | buf[nh + 3]
+    n = len(buf)
+
+    def byte(i: int) -> int:
+        # Click reads these header bytes unchecked (past a short packet's end it
+        # reads whatever the buffer holds); here bytes past the end read as zero
+        return buf[i] if i < n else 0
+
+    ip_len = (byte(nh + 2) << 8) | byte(nh + 3)
     if th < 0:
         th = nh + ((buf[nh] & 0xF) << 2)
     poff = th
-    if ((buf[nh + 6] << 8) | buf[nh + 7]) & IP_OFFMASK == 0:
-        proto = buf[nh + 9]
+    if ((byte(nh + 6) << 8) | byte(nh + 7)) & IP_OFFMASK == 0:
+        proto = byte(nh + 9)
         if proto == IP_PROTO_TCP:
             thl = (buf[th + 12] >> 4) << 2 if end - th - tailpad >= 13 else 0
             poff += thl if thl >= 20 else 20
@@ -1315,9 +1326,9 @@ class PacketDesc:
         has_th = self.th >= 0
         if self.iph:
             hl = (d[self.nh] & 0xF) << 2
-            first = (self.g16(self.nh + 6) & IP_OFFMASK) == 0
             proto = d[self.nh + 9] if n > self.nh + 9 else -1
-            usable = has_th and self.network_length > hl and first
+            # (the fragment offset is read only when the header is all there)
+            usable = has_th and self.network_length > hl and (self.g16(self.nh + 6) & IP_OFFMASK) == 0
             self.tcph = usable and proto == IP_PROTO_TCP
             if self.tcph and self.transport_length > 12 and (d[self.th + 12] >> 4) < 5:
                 self._bad(f"TCP header length {d[self.th + 12] >> 4}")

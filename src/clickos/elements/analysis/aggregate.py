@@ -980,7 +980,11 @@ class AggregateIPFlows(Element):
                 self.tcp_done_timeout if f.over == 3 else self.tcp_timeout)
             d = pool.data[s]
             nh = int(pool.nh[s])
-            syn = (d[nh + 9] == 6 and pool.th[s] >= 0 and (int(d[int(pool.th[s]) + 13]) & 0x02) != 0)
+            th = int(pool.th[s])
+            # (a transport header annotation whose flags byte lies outside the packet
+            # shows no SYN; Click would read the buffer there unchecked)
+            syn = (d[nh + 9] == 6 and 0 <= th and th + 13 < int(pool.off[s]) + int(pool.length[s])
+                   and (int(d[th + 13]) & 0x02) != 0)
             if (age > self.smallest_timeout and age > timeout) or (f.over == 3 and syn):
                 self._flow_done(key, f)
                 f.aggregate = self.next

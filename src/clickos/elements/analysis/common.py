@@ -81,7 +81,9 @@ def desc_of(pool: PacketPool, slot: int, *, bad: list[str] | None = None, carefu
     data = pool.data[slot, off: off + n].tobytes()
 
     def rel(v: int) -> int:
-        return v - off if v >= 0 and v >= off else -1
+        # header annotations outside the packet data count as unset (Click would
+        # read whatever the buffer holds there)
+        return v - off if off <= v <= off + n else -1
 
     return PacketDesc(
         data, rel(int(pool.mac[slot])), rel(int(pool.nh[slot])), rel(int(pool.th[slot])),

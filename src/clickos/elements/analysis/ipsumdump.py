@@ -69,6 +69,11 @@ def _tdiv(a: int, b: int) -> int:
     return -q if a < 0 else q
 
 
+def _wrap_ts(t: int) -> int:
+    """``t`` wrapped to the 64-bit timestamp annotation (as Click's arithmetic wraps)."""
+    return ((t + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
+
+
 _WAIT = -1
 
 
@@ -552,7 +557,7 @@ class ToIPSummaryDump(Element):
                 if i == 1:
                     pool.ts[s] = end_ts
                 else:
-                    pool.ts[s] += step
+                    pool.ts[s] = _wrap_ts(int(pool.ts[s]) + step)
             return
         w = self.writer
         assert w is not None and self.out is not None

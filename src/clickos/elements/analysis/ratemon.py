@@ -245,9 +245,12 @@ class IPRateMonitor(Element):
 
     def _packets(self, batch: PacketBatch, forward: bool) -> None:
         pool = batch.pool
+        limit = pool.slot_size - 20
         for s in batch.idx.tolist():
             nh = int(pool.nh[s])
-            if nh < 0:
+            if nh < 0 or nh > limit:
+                # no IP header annotation, or one whose header would lie past the
+                # end of the buffer (Click reads it unchecked): not counted
                 continue
             d = pool.data[s]
             val = 1 if self.count_packets else (int(d[nh + 2]) << 8) | int(d[nh + 3])
