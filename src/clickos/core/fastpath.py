@@ -145,8 +145,10 @@ class FastPath:
         self._hot = 0
         self.failed = False
 
-    def _source(self) -> tuple[str, tuple[np.ndarray, ...]] | None:
-        from clickos.packet import fusegen
+    def _write(self) -> tuple[str, str] | None:
+        """Generate the kernel's module (arrays into ``self._arrays``); returns its
+        (file, module name), or None if an element has no step any more."""
+        from clickos.packet import codegen, fusegen
 
         steps = []
         for e in self.elements:
@@ -155,7 +157,8 @@ class FastPath:
                 return None
             steps.append(step)
         source, _ = fusegen.kernel_source(steps)
-        return source, tuple(a for st in steps for a in st.arrays)
+        self._arrays = tuple(a for st in steps for a in st.arrays)
+        return codegen.write_source("fastpath", "fp", source)
 
     def _sample_args(self, pool: Any) -> tuple[Any, ...]:
         idx = np.zeros(0, np.int32)
@@ -165,25 +168,21 @@ class FastPath:
     def _start_compile(self, pool: Any) -> None:
         from clickos.packet import codegen
 
-        made = self._source()
+        made = self._write()
         if made is None:
             self.failed = True
             return
-        source, self._arrays = made
-        path, name = codegen.write_source("fastpath", "fp", source)
-        self._compile = codegen.BackgroundCompile(path, name, "fused", self._sample_args(pool))
+        self._compile = codegen.BackgroundCompile(*made, "fused", self._sample_args(pool))
 
     def compile_now(self, pool: Any) -> bool:
         """Compile (or load) the kernel in this process and use it; for tests and
         tools that want the fused kernel at once."""
         from clickos.packet import codegen
 
-        made = self._source()
+        made = self._write()
         if made is None:
             return False
-        source, self._arrays = made
-        path, name = codegen.write_source("fastpath", "fp", source)
-        fn = codegen.import_file(path, name).fused
+        fn = codegen.import_file(*made).fused
         fn(*self._sample_args(pool))
         self.kernel = fn
         return True

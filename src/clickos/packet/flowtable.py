@@ -41,6 +41,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from clickos.packet.kernels import group_by_port  # noqa: F401 - used here and by the rewriters
 from clickos.packet.netkernels import get16, put16, update_cksum
 
 _jit = nb.njit(cache=True, nogil=True, boundscheck=False)
@@ -112,36 +113,6 @@ def split_key(k0: int, k1: int) -> tuple[int, int, int, int, int]:
 
 
 # -- output split -----------------------------------------------------------------------------
-
-
-@_jit
-def group_by_port(idx: np.ndarray, ports: np.ndarray, n: int, nout: int, sel: np.ndarray,
-                  starts: np.ndarray) -> None:
-    """Stable grouping of ``idx[:n]`` by ``ports[:n]`` in one kernel call.
-
-    ``sel`` receives the slots of port 0, then port 1, ..., then those of ports
-    outside [0, nout); ``starts[p]:starts[p + 1]`` is port ``p``'s range
-    (``starts`` has nout + 2 entries, the last range being the dropped slots).
-    """
-    for p in range(nout + 2):
-        starts[p] = 0
-    for i in range(n):
-        p = ports[i]
-        if p < 0 or p >= nout:
-            p = nout
-        starts[p + 1] += 1
-    for p in range(nout + 1):
-        starts[p + 1] += starts[p]
-    for i in range(n):
-        p = ports[i]
-        if p < 0 or p >= nout:
-            p = nout
-        sel[starts[p]] = idx[i]
-        starts[p] += 1
-    # each starts[p] is now port p's end, i.e. port p + 1's start: shift back
-    for p in range(nout, 0, -1):
-        starts[p] = starts[p - 1]
-    starts[0] = 0
 
 
 # -- hash index kernels ----------------------------------------------------------------------

@@ -104,14 +104,41 @@ def clone_slots(free: np.ndarray, nfree: int, idx: np.ndarray, out: np.ndarray, 
 
 
 @_jit
-def split_ports(idx: np.ndarray, ports: np.ndarray, nports: int, sel: np.ndarray, bounds: np.ndarray) -> int:
-    """Group a batch's slots by output port in one pass (order kept within a port).
+def group_by_port(idx: np.ndarray, ports: np.ndarray, n: int, nout: int, sel: np.ndarray,
+                  starts: np.ndarray) -> None:
+    """Stable grouping of ``idx[:n]`` by ``ports[:n]`` in one kernel call.
 
-    Returns the port every packet goes to when they all share one in
-    ``[0, nports)``; ``sel`` and ``bounds`` are then left untouched.  Otherwise
-    returns -1: ``sel[bounds[p]:bounds[p + 1]]`` are port p's slots, and
-    ``sel[bounds[nports]:]`` those whose port is out of range.  ``bounds`` has
-    ``nports + 2`` entries."""
+    ``sel`` receives the slots of port 0, then port 1, ..., then those of ports
+    outside [0, nout); ``starts[p]:starts[p + 1]`` is port ``p``'s range
+    (``starts`` has nout + 2 entries, the last range being the dropped slots).
+    """
+    for p in range(nout + 2):
+        starts[p] = 0
+    for i in range(n):
+        p = ports[i]
+        if p < 0 or p >= nout:
+            p = nout
+        starts[p + 1] += 1
+    for p in range(nout + 1):
+        starts[p + 1] += starts[p]
+    for i in range(n):
+        p = ports[i]
+        if p < 0 or p >= nout:
+            p = nout
+        sel[starts[p]] = idx[i]
+        starts[p] += 1
+    # each starts[p] is now port p's end, i.e. port p + 1's start: shift back
+    for p in range(nout, 0, -1):
+        starts[p] = starts[p - 1]
+    starts[0] = 0
+
+
+@_jit
+def split_ports(idx: np.ndarray, ports: np.ndarray, nports: int, sel: np.ndarray, bounds: np.ndarray) -> int:
+    """:func:`group_by_port`, unless every packet goes to the same port in
+    ``[0, nports)``: that port is returned and ``sel``/``bounds`` are left
+    untouched.  Otherwise returns -1 with the grouping done (``bounds`` has
+    ``nports + 2`` entries)."""
     n = idx.shape[0]
     if n == 0:
         return -1
@@ -123,25 +150,7 @@ def split_ports(idx: np.ndarray, ports: np.ndarray, nports: int, sel: np.ndarray
             break
     if same:
         return p0
-    for p in range(nports + 2):
-        bounds[p] = 0
-    for i in range(n):
-        p = ports[i]
-        if p < 0 or p >= nports:
-            p = nports
-        bounds[p + 1] += 1
-    for p in range(nports + 1):
-        bounds[p + 1] += bounds[p]
-    # bounds[p] is now port p's start; fill, then shift the ends back into starts
-    for i in range(n):
-        p = ports[i]
-        if p < 0 or p >= nports:
-            p = nports
-        sel[bounds[p]] = idx[i]
-        bounds[p] += 1
-    for p in range(nports, 0, -1):
-        bounds[p] = bounds[p - 1]
-    bounds[0] = 0
+    group_by_port(idx, ports, n, nports, sel, bounds)
     return -1
 
 
