@@ -30,9 +30,6 @@ FRAME60 = ("02000000000202000000000108004500002e0000000040111489c6336401cb007101
            "1388001a0000000000000000000000000000000000000000")
 
 
-def core_config(burst: int, limit: int) -> str:
-    return (f"InfiniteSource(DATA \\<{FRAME60}>, LIMIT {limit}, STOP true, BURST {burst})\n"
-            "  -> c :: Counter -> ac :: AverageCounter -> Discard;\n")
 
 
 # The middlebox issue's paths; the source and the AverageCounter around them are
@@ -47,6 +44,10 @@ PATHS = {
 def path_config(path: str, limit: int, burst: int = 256) -> str:
     return (f"InfiniteSource(DATA \\<{FRAME60}>, LIMIT {limit}, STOP true, BURST {burst})\n"
             f"  -> {path}\n  -> ac :: AverageCounter -> Discard;\n")
+
+
+def core_config(burst: int, limit: int) -> str:
+    return path_config("c :: Counter", limit, burst)
 
 
 def _ours() -> list[str]:

@@ -233,6 +233,32 @@ def _step_source(prog: np.ndarray, i: int, ind: str, checked: bool = True) -> li
     ]
 
 
+def header_source(ind: str) -> list[str]:
+    """Source computing, for slot ``s``, the header positions a program's tests
+    read (``m``, ``n``, ``t``: MAC, network, transport) and the packet's virtual
+    length ``plen``, as ``ipfilter_match`` does; shared by the specialised
+    kernels and the fused paths' IPFilter step."""
+    return [f"{ind}{line}" for line in (
+        "start = np.int64(off[s])",
+        "end = start + length[s]",
+        "n = np.int64(nh[s])",
+        "if n < 0:",
+        "    n = start",
+        "t = np.int64(th[s])",
+        "if t < 0:",
+        "    t = n + 20",
+        "    if n < end and n < rowlen:",
+        "        t = n + ((np.int64(data[s, n]) & 15) << 2)",
+        "m = np.int64(mac[s])",
+        "if m < 0:",
+        "    m = n - 14",
+        "if end - n > t - n:",
+        f"    plen = end - t + {OFFSET_TRANSP}",
+        "else:",
+        f"    plen = end - n + {OFFSET_NET}",
+    )]
+
+
 _MAX_TREE_LINES = 4000
 
 
@@ -283,23 +309,7 @@ def specialize(prog: np.ndarray) -> object | None:
             "    common = -3",
             "    for k in range(idx.shape[0]):",
             "        s = idx[k]",
-            "        start = np.int64(off[s])",
-            "        end = start + length[s]",
-            "        n = np.int64(nh[s])",
-            "        if n < 0:",
-            "            n = start",
-            "        t = np.int64(th[s])",
-            "        if t < 0:",
-            "            t = n + 20",
-            "            if n < end and n < rowlen:",
-            "                t = n + ((np.int64(data[s, n]) & 15) << 2)",
-            "        m = np.int64(mac[s])",
-            "        if m < 0:",
-            "            m = n - 14",
-            "        if end - n > t - n:",
-            f"            plen = end - t + {OFFSET_TRANSP}",
-            "        else:",
-            f"            plen = end - n + {OFFSET_NET}",
+            *header_source(" " * 8),
             "        pos = 0",
             "        while True:",
         ]

@@ -11,8 +11,8 @@ Snippet contract (what the generator provides and expects):
 - available: ``s`` (the slot, int64), ``data`` and its flat views ``flat``,
   ``f16``, ``f32``, ``f64``, ``ncol`` (= ``rowlen``, the slot size), the pool's
   ``off``, ``length``, ``mac``, ``nh``, ``th``, ``anno``, ``ptype``;
-- locals are named ``v_*`` (renamed per step) -- except IPFilter's decision
-  tree, which uses the names of :func:`clickos.packet.filterkernels._tree_source`;
+- locals are named ``v_*`` (renamed per step) -- except IPFilter's step, which
+  uses the names of ``filterkernels.header_source`` and ``_tree_source``;
 - arrays a step needs are named ``A0``, ``A1``, ... (renamed per step; they
   become kernel arguments);
 - a line ``PUNT`` hands the packet, untouched by this step, to the element's
@@ -243,30 +243,12 @@ def ipfilter(prog: np.ndarray) -> Step | None:
     """An IPFilter/IPClassifier whose output 0 continues the path, as its
     specialised kernel decides (``filterkernels.specialize``); None when the
     program is too large to unfold."""
-    from clickos.packet.filterkernels import OFFSET_NET, OFFSET_TRANSP, _tree_source
+    from clickos.packet.filterkernels import _tree_source, header_source
 
     tree = _tree_source(prog, 0, "", [0], True)
     if tree is None:
         return None
-    return Step([
-        "v_start = np.int64(off[s])",
-        "v_end = v_start + length[s]",
-        "n = np.int64(nh[s])",
-        "if n < 0:",
-        "    n = v_start",
-        "t = np.int64(th[s])",
-        "if t < 0:",
-        "    t = n + 20",
-        "    if n < v_end and n < rowlen:",
-        "        t = n + ((np.int64(data[s, n]) & 15) << 2)",
-        "m = np.int64(mac[s])",
-        "if m < 0:",
-        "    m = n - 14",
-        "if v_end - n > t - n:",
-        f"    plen = v_end - t + {OFFSET_TRANSP}",
-        "else:",
-        f"    plen = v_end - n + {OFFSET_NET}",
-    ] + tree + [
+    return Step(header_source("") + tree + [
         "if port != 0:",
         "    PUNT",
     ])
